@@ -1,0 +1,78 @@
+"""Shared pytest setup for kerastl.
+
+Keras reads ``KERAS_HOME`` once, when it is imported, so this file seeds it
+before anything imports Keras: when ``KERASTL_ASSETS`` is set and
+``KERAS_HOME`` is not, a temporary Keras home is filled with links to the real
+ImageNet weights (``$KERASTL_ASSETS/seed_keras_home.sh``), so
+``weights="imagenet"`` goes through Keras's real download path offline.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _seed_keras_home() -> None:
+    assets = os.environ.get("KERASTL_ASSETS")
+    if not assets or os.environ.get("KERAS_HOME"):
+        return
+    script = Path(assets) / "seed_keras_home.sh"
+    if not script.is_file():
+        return
+    home = tempfile.mkdtemp(prefix="kerastl_keras_home_")
+    subprocess.run(["bash", str(script), home], check=True, capture_output=True)
+    os.environ["KERAS_HOME"] = home
+
+
+_seed_keras_home()
+
+import pytest  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def _assets_dir() -> Path | None:
+    value = os.environ.get("KERASTL_ASSETS")
+    if not value:
+        return None
+    return Path(value).resolve()
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    """The real weights/datasets folder (`$KERASTL_ASSETS`).
+
+    Skips the test when the variable is unset; fails it when ``CI=true`` and
+    the assets are missing, so CI can never pass by skipping them.
+    """
+    path = _assets_dir()
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    if path is None or not (path / "README.md").is_file():
+        msg = f"KERASTL_ASSETS is unset or not the shared assets folder ({path})"
+        if in_ci:
+            pytest.fail(msg + "; CI must run the asset tests")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def keras_home(assets) -> Path:
+    """The seeded `KERAS_HOME` (weights="imagenet" resolves offline)."""
+    home = os.environ.get("KERAS_HOME")
+    if not home or not (Path(home) / "models").is_dir():
+        pytest.fail("KERAS_HOME was not seeded before Keras was imported")
+    return Path(home)
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """A tiny class-per-folder dataset of real JPEG files (3 classes x 8 images)."""
+    from harness import make_image_folder
+
+    return make_image_folder(tmp_path / "images", classes=("cat", "dog", "fox"), per_class=8)
