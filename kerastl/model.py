@@ -7,6 +7,7 @@ import dataclasses
 
 import keras
 
+from kerastl import distribute
 from kerastl._validation import check_int, check_keys, check_one_of
 from kerastl.backbones.blocks import resolve_blocks
 from kerastl.backbones.factory import check_weights, make_backbone
@@ -145,14 +146,12 @@ def get_blocks(model):
     return resolve_blocks(model_spec(model), get_backbone(model))
 
 
-def _scope(strategy):
-    if strategy is None:
-        return contextlib.nullcontext()
+def _strategy(strategy):
     if isinstance(strategy, str):
         from kerastl.distribute import get_strategy
 
-        strategy = get_strategy(strategy)
-    return strategy.scope()
+        return get_strategy(strategy)
+    return strategy
 
 
 @contextlib.contextmanager
@@ -321,7 +320,10 @@ def build(backbone, num_classes=None, *, task=None, input_shape=None, weights="i
     task, num_outputs = _task_and_outputs(task, num_classes, class_names)
     head_config = HeadConfig.from_value(head)
     aug = make_augmentation(augmentation)
-    with _scope(strategy), _dtype_policy(dtype_policy):
+    strategy = _strategy(strategy)
+    if strategy is not None and dtype_policy is None:
+        dtype_policy = distribute.default_dtype_policy(strategy)
+    with distribute.scope(strategy), _dtype_policy(dtype_policy):
         spec, bb, shape = _resolve_backbone(backbone, input_shape=input_shape, weights=weights,
                                             backbone_kwargs=backbone_kwargs)
         blocks = resolve_blocks(spec, bb)
@@ -336,4 +338,7 @@ def build(backbone, num_classes=None, *, task=None, input_shape=None, weights="i
             hidden_units=head_config.hidden_units, activation=head_config.activation,
             class_names=class_names, name=head_config.name)(x)
         safe_name = name or f"{spec.name.split(':')[-1].split('/')[-1]}_{task}"
-        return keras.Model(inputs, outputs, name=safe_name)
+        model = keras.Model(inputs, outputs, name=safe_name)
+        if bn_training and strategy is not None and distribute.num_replicas(strategy) > 1:
+            distribute.synchronize_batch_norm(model)
+        return model
