@@ -93,6 +93,8 @@ def apply_trainable_blocks(backbone, blocks: list[Block], depth: int, *,
         bn_training: Let BatchNormalization layers of trainable blocks train
             (batch statistics, updated moving averages) instead of staying frozen.
     """
+    if hasattr(backbone, "bn_training"):  # a HubBackbone: its SavedModel's own batch norm
+        backbone.bn_training = bn_training
     if depth == 0:
         backbone.trainable = False
         return

@@ -88,3 +88,41 @@ def run_python(code: str, *, env: dict | None = None, timeout: float = 300,
         full_env.update(env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=cwd or REPO)
+
+
+def tiny_kerastl_model(num_classes: int = 3, *, size: int = 32, task: str = "multiclass",
+                       class_names=None, seed: int = 0):
+    """Builds a tiny model with kerastl's layout, by hand (no registry needed).
+
+    ``Input "image" -> ImagePreprocessing("tf") "preprocessing" -> nested
+    functional "backbone" (2 x Conv2D + BatchNormalization + ReLU) ->
+    ClassificationHead "head"``.
+    """
+    import keras
+
+    from kerastl.layers import ClassificationHead, ImagePreprocessing
+
+    keras.utils.set_random_seed(seed)
+    backbone_in = keras.Input((size, size, 3))
+    x = backbone_in
+    for filters in (8, 16):
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+    backbone = keras.Model(backbone_in, x, name="backbone")
+    image = keras.Input((size, size, 3), name="image")
+    x = ImagePreprocessing("tf", backbone="tiny", name="preprocessing")(image)
+    outputs = ClassificationHead(1 if task == "binary" else num_classes, task=task,
+                                 class_names=class_names, dropout=0.0, name="head")(backbone(x))
+    return keras.Model(image, outputs, name="tiny")
+
+
+def train_tiny_model(model, images, labels, *, epochs: int = 8, task: str = "multiclass"):
+    """Trains `model` a few epochs on (images, labels) so its predictions are non-trivial."""
+    import keras
+
+    loss = {"multiclass": "sparse_categorical_crossentropy", "binary": "binary_crossentropy",
+            "multilabel": "binary_crossentropy", "regression": "mse"}[task]
+    model.compile(keras.optimizers.Adam(0.01), loss)
+    model.fit(images, labels, epochs=epochs, batch_size=16, verbose=0)
+    return model

@@ -1,0 +1,337 @@
+"""TF Hub handles: well-known image feature vectors, resolving handles, reading SavedModels.
+
+`kerastl.build("hub:<handle>")` looks the handle up here to learn the input
+size the model was trained at and the input range it expects, so it can add
+the right `kerastl.layers.ImagePreprocessing`. Every model in the table takes
+float32 RGB images scaled to [0, 1] (the TF Hub image convention) and returns
+pooled 2D features. Unknown handles work too; they need ``input_shape``.
+
+Handles are matched without their version and regardless of spelling
+variants: ``https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/4``,
+``.../feature_vector/5`` and the Kaggle forms
+``https://www.kaggle.com/models/google/mobilenet-v2/TensorFlow2/100-224-feature-vector/2`` and
+``https://www.kaggle.com/models/google/mobilenet-v2/frameworks/tensorFlow2/variations/100-224-feature-vector/versions/2``
+all find the same entry.
+
+`resolve_handle` turns a handle into a local SavedModel directory (through the
+``TFHUB_CACHE_DIR`` cache) with clear errors; the remaining helpers read what
+`kerastl.backbones.hub.HubBackbone` needs from a loaded SavedModel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import os
+import re
+import urllib.parse
+
+import tensorflow as tf
+import tensorflow_hub as hub
+
+from kerastl._validation import check_one_of
+
+_KAGGLE_LONG = re.compile(r"^(models/[^/]+/[^/]+)/frameworks/([^/]+)/variations/([^/]+)"
+                          r"(?:/versions/([^/]+))?$")
+_HOST_ALIASES = {"hub.tensorflow.google.cn": "tfhub.dev", "www.kaggle.com": "kaggle.com"}
+
+
+@dataclasses.dataclass(frozen=True)
+class HubImageModel:
+    """One known TF Hub image feature vector.
+
+    Args:
+        name: Short snake_case name (``"mobilenet_v2_100_224"``).
+        family: Architecture family (``"mobilenet_v2"``).
+        tfhub: Its ``https://tfhub.dev/...`` handle.
+        kaggle: Its ``https://www.kaggle.com/models/...`` handle.
+        input_size: Side of the square images it was trained on.
+        min_input_size: Smallest input side the architecture accepts.
+        feature_dim: Width of the returned feature vector.
+        input_range: Range the input pixels must be scaled to.
+    """
+
+    name: str
+    family: str
+    tfhub: str
+    kaggle: str
+    input_size: int
+    min_input_size: int
+    feature_dim: int
+    input_range: tuple = (0.0, 1.0)
+
+    def to_dict(self) -> dict:
+        """Returns the entry as a JSON-friendly dict."""
+        return dataclasses.asdict(self)
+
+
+_TFHUB = "https://tfhub.dev/"
+_KAGGLE = "https://www.kaggle.com/models/"
+
+
+def _mobilenet(version: str, variant: str, tfhub_variant: str, feature_dim: int,
+               kaggle_version: int) -> HubImageModel:
+    return HubImageModel(
+        f"mobilenet_{version}_{tfhub_variant}", f"mobilenet_{version}",
+        f"{_TFHUB}google/imagenet/mobilenet_{version}_{tfhub_variant}/feature_vector/5",
+        f"{_KAGGLE}google/mobilenet-{version}/TensorFlow2/{variant}-feature-vector/{kaggle_version}",
+        224, 32, feature_dim)
+
+
+def _efficientnet(b: int, size: int, feature_dim: int) -> HubImageModel:
+    return HubImageModel(
+        f"efficientnet_b{b}", "efficientnet",
+        f"{_TFHUB}tensorflow/efficientnet/b{b}/feature-vector/1",
+        f"{_KAGGLE}tensorflow/efficientnet/TensorFlow2/b{b}-feature-vector/1",
+        size, 32, feature_dim)
+
+
+def _efficientnet_v2(variant: str, size: int) -> HubImageModel:
+    return HubImageModel(
+        f"efficientnet_v2_{variant}", "efficientnet_v2",
+        f"{_TFHUB}google/imagenet/efficientnet_v2_{variant}/feature_vector/2",
+        f"{_KAGGLE}google/efficientnet-v2/TensorFlow2/"
+        f"{variant.replace('_', '-')}-feature-vector/2",
+        size, 32, 1280)
+
+
+def _resnet(version: str, depth: int) -> HubImageModel:
+    return HubImageModel(
+        f"resnet_{version}_{depth}", f"resnet_{version}",
+        f"{_TFHUB}google/imagenet/resnet_{version}_{depth}/feature_vector/5",
+        f"{_KAGGLE}google/resnet-{version}/TensorFlow2/{depth}-feature-vector/2",
+        224, 32, 2048)
+
+
+def _bit(variant: str, feature_dim: int) -> HubImageModel:
+    return HubImageModel(
+        f"bit_{variant.replace('-', '_')}", "bit",
+        f"{_TFHUB}google/bit/{variant}/1",
+        f"{_KAGGLE}google/bit/TensorFlow2/{variant}/1",
+        224, 32, feature_dim)
+
+
+KNOWN_HUB_MODELS: tuple[HubImageModel, ...] = (
+    _mobilenet("v2", "100-224", "100_224", 1280, 2),
+    _mobilenet("v2", "140-224", "140_224", 1792, 2),
+    HubImageModel("mobilenet_v2_tf2_preview", "mobilenet_v2",
+                  f"{_TFHUB}google/tf2-preview/mobilenet_v2/feature_vector/4",
+                  f"{_KAGGLE}google/mobilenet-v2/TensorFlow2/tf2-preview-feature-vector/4",
+                  224, 32, 1280),
+    _mobilenet("v3", "large-100-224", "large_100_224", 1280, 1),
+    _mobilenet("v3", "large-075-224", "large_075_224", 1280, 1),
+    _mobilenet("v3", "small-100-224", "small_100_224", 1024, 1),
+    _mobilenet("v3", "small-075-224", "small_075_224", 1024, 1),
+    _efficientnet(0, 224, 1280),
+    _efficientnet(1, 240, 1280),
+    _efficientnet(2, 260, 1408),
+    _efficientnet(3, 300, 1536),
+    _efficientnet(4, 380, 1792),
+    _efficientnet(5, 456, 2048),
+    _efficientnet(6, 528, 2304),
+    _efficientnet(7, 600, 2560),
+    _efficientnet_v2("imagenet1k_b0", 224),
+    _efficientnet_v2("imagenet1k_b3", 300),
+    _efficientnet_v2("imagenet1k_s", 384),
+    _efficientnet_v2("imagenet21k_b0", 224),
+    _efficientnet_v2("imagenet21k_ft1k_s", 384),
+    _resnet("v1", 50),
+    _resnet("v1", 101),
+    _resnet("v2", 50),
+    _resnet("v2", 101),
+    _bit("m-r50x1", 2048),
+    _bit("s-r50x1", 2048),
+    _bit("m-r101x1", 2048),
+    HubImageModel("inception_v3", "inception_v3",
+                  f"{_TFHUB}google/imagenet/inception_v3/feature_vector/5",
+                  f"{_KAGGLE}google/inception-v3/TensorFlow2/feature-vector/2", 299, 75, 2048),
+    HubImageModel("inception_resnet_v2", "inception_resnet_v2",
+                  f"{_TFHUB}google/imagenet/inception_resnet_v2/feature_vector/5",
+                  f"{_KAGGLE}google/inception-resnet-v2/TensorFlow2/feature-vector/2",
+                  299, 75, 1536),
+)
+
+
+def is_url(handle: str) -> bool:
+    """Returns whether `handle` is a URL (``https://``, ``gs://``...) rather than a path."""
+    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+://", str(handle)) is not None
+
+
+def handle_key(handle: str) -> str:
+    """Returns the lookup key of a hub handle: host and path, no version, one spelling.
+
+    Args:
+        handle: A ``https://tfhub.dev/...`` or ``https://www.kaggle.com/models/...``
+            handle (any other string is returned lower-cased).
+
+    Returns:
+        A string such as ``"tfhub.dev/google/imagenet/mobilenet-v2-100-224/feature-vector"``.
+
+    Example:
+        >>> kerastl.backbones.hub_handles.handle_key(
+        ...     "https://www.kaggle.com/models/google/bit/frameworks/TensorFlow2/variations/m-r50x1/versions/1")
+        'kaggle.com/models/google/bit/tensorflow2/m-r50x1'
+    """
+    handle = str(handle).strip()
+    if not is_url(handle):
+        return handle.lower()
+    parts = urllib.parse.urlsplit(handle)
+    host = parts.netloc.lower()
+    host = _HOST_ALIASES.get(host, host)
+    path = parts.path.strip("/").lower().replace("_", "-")
+    long_form = _KAGGLE_LONG.match(path)
+    if long_form:
+        path = "/".join(p for p in long_form.groups() if p)
+    segments = path.split("/")
+    if len(segments) > 1 and segments[-1].isdigit():
+        segments = segments[:-1]
+    return f"{host}/{'/'.join(segments)}"
+
+
+def find_hub_model(handle: str) -> HubImageModel | None:
+    """Returns the known model a handle points to, or None.
+
+    Args:
+        handle: A tfhub.dev or Kaggle Models handle, with or without version.
+
+    Returns:
+        The `HubImageModel`, or None for unknown handles and local paths.
+
+    Example:
+        >>> kerastl.backbones.hub_handles.find_hub_model(
+        ...     "https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/4").feature_dim
+        1280
+    """
+    key = handle_key(handle)
+    for model in KNOWN_HUB_MODELS:
+        if key in (handle_key(model.tfhub), handle_key(model.kaggle)):
+            return model
+    return None
+
+
+def _cache_location(handle: str) -> tuple[str, str]:
+    """Returns (cache dir, module dir) where `tensorflow_hub` caches a URL handle."""
+    from tensorflow_hub import resolver
+
+    cache_dir = resolver.tfhub_cache_dir(use_temp=True)
+    return cache_dir, os.path.join(cache_dir, hashlib.sha1(handle.encode("utf8")).hexdigest())
+
+
+def _unresolved_error(handle: str, err: Exception) -> OSError:
+    if not is_url(handle):
+        return FileNotFoundError(
+            f"TF Hub handle {handle!r} is not a URL and no such directory exists. Pass the "
+            "directory of a TF2 SavedModel (the folder holding saved_model.pb) or a "
+            "https://tfhub.dev/... or https://www.kaggle.com/models/... handle.")
+    cache_dir, module_dir = _cache_location(handle)
+    source = ("TFHUB_CACHE_DIR" if os.environ.get("TFHUB_CACHE_DIR")
+              else "the default, as TFHUB_CACHE_DIR is unset")
+    return OSError(
+        f"Could not resolve the TF Hub handle {handle!r}: it is not in the TF Hub cache "
+        f"(looked for {module_dir}; cache directory {cache_dir} from {source}) and "
+        f"downloading it failed ({type(err).__name__}: {err}). To use it offline, download "
+        "it once where there is internet access, e.g. `TFHUB_CACHE_DIR=/path/to/cache "
+        f"python -c \"import tensorflow_hub as hub; hub.resolve('{handle}')\"`, then set "
+        "TFHUB_CACHE_DIR=/path/to/cache here; or download and extract the model and pass "
+        "its local directory as the handle.")
+
+
+def resolve_handle(handle) -> str:
+    """Returns the local SavedModel directory of a TF Hub handle.
+
+    Uses `tensorflow_hub.resolve`, which downloads URL handles into the
+    ``TFHUB_CACHE_DIR`` cache (or a temporary default) unless already there.
+
+    Args:
+        handle: A ``https://tfhub.dev/...`` or ``https://www.kaggle.com/models/...``
+            handle, or a local directory.
+
+    Returns:
+        The directory holding ``saved_model.pb``.
+
+    Raises:
+        OSError: The handle cannot be resolved (missing directory, no network
+            and not cached); the message says where the cache was searched.
+        ValueError: The directory is a TF1 ``hub.Module`` or not a SavedModel.
+
+    Example:
+        >>> kerastl.backbones.hub_handles.resolve_handle("/models/mobilenet_v2_feature_vector")
+        '/models/mobilenet_v2_feature_vector'
+    """
+    handle = os.fspath(handle)
+    try:
+        path = hub.resolve(handle)
+    except (OSError, ValueError, tf.errors.OpError) as err:
+        raise _unresolved_error(handle, err) from err
+    if tf.io.gfile.exists(os.path.join(path, "tfhub_module.pb")):
+        raise ValueError(
+            f"TF Hub handle {handle!r} is in the TF1 Hub format (hub.Module, {path} has "
+            "tfhub_module.pb), which kerastl does not support: TF1 modules cannot run in "
+            "Keras 3 models. Use a TF2 SavedModel of the model instead (on Kaggle Models, "
+            "the 'TensorFlow2' framework variation).")
+    if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        raise ValueError(f"TF Hub handle {handle!r} resolved to {path}, which has no "
+                         "saved_model.pb: it is not a TF2 SavedModel.")
+    return path
+
+
+def select_callable(obj, signature, handle):
+    """Returns (function, input keyword or None) to call for `signature`."""
+    if signature is None:
+        if callable(obj):
+            return obj.__call__, None
+        raise ValueError(
+            f"The SavedModel of {handle!r} has no __call__ (it is not a reusable TF Hub "
+            f"SavedModel). Pass `signature`, one of {sorted(obj.signatures)}.")
+    signature = check_one_of("signature", signature, sorted(obj.signatures))
+    fn = obj.signatures[signature]
+    names = sorted(fn.structured_input_signature[1])
+    if len(names) != 1:
+        raise ValueError(f"Signature {signature!r} of {handle!r} takes inputs {names}; "
+                         "HubBackbone supports signatures with one image input.")
+    return fn, names[0]
+
+
+def concrete_functions(fn):
+    """Returns the concrete functions of a restored function (or `fn` itself)."""
+    return list(getattr(fn, "concrete_functions", None) or [fn])
+
+
+def input_specs(fn, input_name):
+    """Returns the distinct image `tf.TensorSpec`s `fn` accepts."""
+    specs = []
+    for concrete in concrete_functions(fn):
+        args, kwargs = concrete.structured_input_signature
+        spec = kwargs[input_name] if input_name else args[0]
+        if spec not in specs:
+            specs.append(spec)
+    return specs
+
+
+def training_values(fn, input_name) -> tuple:
+    """Returns the Python values of ``training`` the SavedModel was traced with."""
+    if input_name is not None or "training" not in inspect.signature(fn).parameters:
+        return ()
+    values = set()
+    for concrete in concrete_functions(fn):
+        args, kwargs = concrete.structured_input_signature
+        value = kwargs.get("training", args[1] if len(args) > 1 else False)
+        if isinstance(value, bool):
+            values.add(value)
+    return tuple(sorted(values))
+
+
+def hub_variables(obj, fn):
+    """Returns (trainable, non-trainable) `tf.Variable` lists of a loaded SavedModel."""
+    all_vars = list(getattr(obj, "variables", None) or [])
+    trainable = list(getattr(obj, "trainable_variables", None) or [])
+    if not all_vars:  # Not a reusable SavedModel: take what its functions capture.
+        seen = {}
+        for concrete in concrete_functions(fn):
+            for v in concrete.variables:
+                seen.setdefault(id(v), v)
+        all_vars = list(seen.values())
+        trainable = [v for v in all_vars if v.trainable]
+    trainable_ids = {id(v) for v in trainable}
+    return trainable, [v for v in all_vars if id(v) not in trainable_ids]
