@@ -126,3 +126,51 @@ def train_tiny_model(model, images, labels, *, epochs: int = 8, task: str = "mul
     model.compile(keras.optimizers.Adam(0.01), loss)
     model.fit(images, labels, epochs=epochs, batch_size=16, verbose=0)
     return model
+
+
+def train_head_on_features(model, images, labels, *, epochs: int = 10, batch_size: int = 32):
+    """Trains only the head of a kerastl model with a frozen backbone, on cached features.
+
+    The frozen backbone runs once over `images`; the head (shared with
+    `model`) is then fit on its pooled outputs, which is seconds instead of
+    minutes for a real backbone on CPU.
+    """
+    import keras
+
+    backbone = model.get_layer("backbone")
+    head = model.get_layer("head")
+    preprocess = model.get_layer("preprocessing")
+    feats = []
+    for start in range(0, len(images), batch_size):
+        x = preprocess(images[start:start + batch_size])
+        feats.append(keras.ops.convert_to_numpy(head.pool(backbone(x, training=False))))
+    feats = np.concatenate(feats)
+    inputs = keras.Input(feats.shape[1:])
+    head_model = keras.Model(inputs, head(inputs))
+    head_model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
+                       metrics=["accuracy"])
+    head_model.fit(feats, labels, epochs=epochs, batch_size=batch_size, verbose=0)
+    return model
+
+
+def calibrate_batch_norm(model, images) -> None:
+    """Sets the BatchNormalization statistics of a randomly initialized backbone from `images`.
+
+    A random-init backbone with frozen (inference-mode) BatchNormalization
+    layers shrinks activations layer after layer (MobileNetV2 at 32x32 gives
+    pooled features near 1e-12), so nothing can be learned on top of it. One
+    training-mode pass with momentum 0 sets every moving mean and variance to
+    the statistics of `images`, which makes the frozen features informative.
+    """
+    import keras
+
+    backbone = model.get_layer("backbone")
+    preprocess = model.get_layer("preprocessing")
+    layers = [layer for layer in backbone._flatten_layers()
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [(layer.trainable, layer.momentum) for layer in layers]
+    for layer in layers:
+        layer.trainable, layer.momentum = True, 0.0
+    backbone(preprocess(images), training=True)
+    for layer, (trainable, momentum) in zip(layers, saved):
+        layer.trainable, layer.momentum = trainable, momentum

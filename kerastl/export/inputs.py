@@ -1,0 +1,110 @@
+"""Turns the data given to `kerastl.export` into numpy arrays.
+
+`representative_data` and `eval_data` may be a `tf.data.Dataset` of image
+batches or of ``(images, labels)`` batches, a numpy array of images, or (for
+`eval_data`) an ``(images, labels)`` tuple of arrays. Images are RGB in
+[0, 255] at the model's input size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def _check_images(name: str, images, input_shape) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(input_shape):
+        raise ValueError(
+            f"`{name}` must hold images of the model's input shape {tuple(input_shape)} "
+            f"(a batch of shape (N, {', '.join(map(str, input_shape))})). "
+            f"Received: {name} with images of shape {images.shape}")
+    return images.astype("float32", copy=False)
+
+
+def _dataset_batches(name: str, dataset: tf.data.Dataset, limit: int | None):
+    """Yields numpy (images, labels-or-None) batches until `limit` images."""
+    seen = 0
+    for element in dataset.as_numpy_iterator():
+        if isinstance(element, tuple):
+            if len(element) not in (2, 3):
+                raise ValueError(f"`{name}` must yield images or (images, labels) batches. "
+                                 f"Received: elements with {len(element)} parts")
+            images, labels = element[0], element[1]
+        else:
+            images, labels = element, None
+        if isinstance(images, dict):
+            raise ValueError(f"`{name}` must yield image tensors, not dicts. "
+                             f"Received: keys {sorted(images)}")
+        yield images, labels
+        seen += len(images) if np.ndim(images) == 4 else 1
+        if limit is not None and seen >= limit:
+            return
+
+
+def representative_images(data, input_shape, limit: int) -> np.ndarray:
+    """Returns up to `limit` calibration images as float32 (N, H, W, C).
+
+    Args:
+        data: A `tf.data.Dataset` of image batches or (images, labels) batches,
+            or an array of images.
+        input_shape: The model's input shape (H, W, C).
+        limit: Maximum number of images.
+
+    Returns:
+        A float32 array of at least one image.
+
+    Example:
+        >>> kerastl.export.inputs.representative_images(x_train, (32, 32, 3), 100).shape
+        (100, 32, 32, 3)
+    """
+    if isinstance(data, tf.data.Dataset):
+        parts = [_check_images("representative_data", im, input_shape)
+                 for im, _ in _dataset_batches("representative_data", data, limit)]
+        images = np.concatenate(parts) if parts else np.zeros((0, *input_shape), "float32")
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and np.ndim(data[0]) == 4:
+        images = _check_images("representative_data", data[0], input_shape)
+    else:
+        images = _check_images("representative_data", data, input_shape)
+    if len(images) == 0:
+        raise ValueError("`representative_data` yielded no images.")
+    return images[:limit]
+
+
+def eval_arrays(data, input_shape) -> tuple[np.ndarray, np.ndarray]:
+    """Returns `eval_data` as (images, labels) numpy arrays.
+
+    Args:
+        data: A `tf.data.Dataset` of (images, labels) batches, or a tuple
+            ``(images, labels)`` of arrays.
+        input_shape: The model's input shape (H, W, C).
+
+    Returns:
+        float32 images (N, H, W, C) and labels (N, ...).
+
+    Example:
+        >>> x, y = kerastl.export.inputs.eval_arrays((x_val, y_val), (32, 32, 3))
+    """
+    if isinstance(data, tf.data.Dataset):
+        images, labels = [], []
+        for im, lab in _dataset_batches("eval_data", data, None):
+            if lab is None:
+                raise ValueError("`eval_data` must yield (images, labels) batches; "
+                                 "it yielded images only.")
+            images.append(_check_images("eval_data", im, input_shape))
+            labels.append(np.asarray(lab).reshape(len(images[-1]), -1))
+        if not images:
+            raise ValueError("`eval_data` yielded no images.")
+        images, labels = np.concatenate(images), np.concatenate(labels)
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        images = _check_images("eval_data", data[0], input_shape)
+        labels = np.asarray(data[1]).reshape(len(images), -1)
+    else:
+        raise ValueError("`eval_data` must be a tf.data.Dataset of (images, labels) batches or "
+                         f"a tuple (images, labels). Received: eval_data of type "
+                         f"{type(data).__name__}")
+    if labels.shape[1] == 1:
+        labels = labels[:, 0]
+    return images, labels

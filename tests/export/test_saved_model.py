@@ -1,0 +1,103 @@
+"""Tests of kerastl/export/saved_model.py: the serving SavedModel and its signatures."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from harness import random_images, run_python, separable_images, tiny_kerastl_model
+from PIL import Image
+
+from kerastl.export import saved_model
+
+_SERVE_SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+root = sys.argv[1] if len(sys.argv) > 1 else {root!r}
+loaded = tf.saved_model.load(root + "/saved_model")
+images = np.load(root + "/images.npy")
+raw = loaded.signatures["serving_default"](image=tf.constant(images))
+as_uint8 = loaded.signatures["serving_uint8"](image=tf.constant(images.astype("uint8")))
+blobs = [open(root + "/" + name, "rb").read() for name in ("a.png", "b.jpg")]
+from_bytes = loaded.signatures["serving_bytes"](image_bytes=tf.constant(blobs))
+print(json.dumps({{
+    "kerastl_imported": any(m == "kerastl" or m.startswith("kerastl.") for m in sys.modules),
+    "signatures": sorted(loaded.signatures.keys()),
+    "raw": raw["probabilities"].numpy().tolist(),
+    "raw_index": raw["class_index"].numpy().tolist(),
+    "uint8": as_uint8["probabilities"].numpy().tolist(),
+    "bytes": from_bytes["probabilities"].numpy().tolist(),
+    "bytes_index": from_bytes["class_index"].numpy().tolist(),
+}}))
+"""
+
+
+def _encode(array, fmt, **kwargs):
+    buffer = io.BytesIO()
+    Image.fromarray(array.astype("uint8")).save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_kerastl_model(3, class_names=["a", "b", "c"], seed=3)
+
+
+def test_saved_model_serves_raw_images_and_encoded_bytes_without_kerastl(model, tmp_path):
+    saved_model.write_serving_saved_model(model, tmp_path / "saved_model", task="multiclass")
+    images = np.round(random_images(2, seed=4))  # integral pixels: uint8 input is identical
+    np.save(tmp_path / "images.npy", images)
+    (tmp_path / "a.png").write_bytes(_encode(images[0], "PNG"))
+    big = np.asarray(Image.fromarray(images[1].astype("uint8")).resize((40, 48)))
+    (tmp_path / "b.jpg").write_bytes(_encode(big, "JPEG", quality=95))
+
+    result = run_python(_SERVE_SCRIPT.format(root=str(tmp_path)), timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["kerastl_imported"] is False
+    assert out["signatures"] == ["serving_bytes", "serving_default", "serving_uint8"]
+
+    expected = model.predict(images, verbose=0)
+    np.testing.assert_allclose(out["raw"], expected, atol=1e-5)
+    assert out["raw_index"] == expected.argmax(-1).tolist()
+    np.testing.assert_allclose(out["uint8"], expected, atol=1e-5)
+    # PNG is lossless at the model's size: exactly the raw request.
+    np.testing.assert_allclose(out["bytes"][0], expected[0], atol=1e-5)
+    # JPEG of another size: decoded and resized like tf.image.resize (bilinear).
+    decoded = tf.io.decode_jpeg((tmp_path / "b.jpg").read_bytes(), channels=3)
+    resized = tf.image.resize(tf.cast(decoded, tf.float32), (32, 32), method="bilinear")
+    np.testing.assert_allclose(out["bytes"][1], model.predict(resized[None], verbose=0)[0],
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("task, num_outputs", [("binary", 1), ("regression", 2)])
+def test_outputs_per_task(task, num_outputs, tmp_path):
+    model = tiny_kerastl_model(num_outputs, task=task, seed=5)
+    saved_model.write_serving_saved_model(model, tmp_path / "sm", task=task)
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    images, _ = separable_images(4, 2, seed=6)
+    out = loaded.signatures["serving_default"](image=tf.constant(images))
+    expected = model.predict(images, verbose=0)
+    if task == "regression":
+        assert set(out) == {"predictions"}
+        np.testing.assert_allclose(out["predictions"].numpy(), expected, atol=1e-5)
+    elif task == "binary":
+        probs = out["probabilities"].numpy()
+        assert probs.shape == (4, 2)  # columns line up with the two class names
+        np.testing.assert_allclose(probs[:, 1:], expected, atol=1e-5)
+        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-6)
+        assert out["class_index"].numpy().tolist() == (expected[:, 0] > 0.5).astype(int).tolist()
+    np.testing.assert_allclose(
+        saved_model.predict_saved_model(loaded, images, task=task, batch_size=3), expected,
+        atol=1e-5)
+
+
+def test_conversion_saved_model_returns_the_raw_output(model, tmp_path):
+    saved_model.write_conversion_saved_model(model, tmp_path / "conv")
+    loaded = tf.saved_model.load(str(tmp_path / "conv"))
+    images = random_images(3, seed=7)
+    got = loaded.signatures["serving_default"](image=tf.constant(images))
+    (values,) = got.values()
+    np.testing.assert_allclose(values.numpy(), model.predict(images, verbose=0), atol=1e-5)

@@ -1,0 +1,58 @@
+"""Tests of kerastl/export/staging.py: version names, staging folders, atomic publish."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kerastl.export import staging
+
+
+def test_next_version_counts_integer_folders_only(tmp_path):
+    assert staging.next_version(tmp_path) == "1"
+    for name in ("1", "7", "candidate", ".kerastl-tmp-8-1-abcdef01"):
+        (tmp_path / name).mkdir()
+    assert staging.next_version(tmp_path) == "8"
+
+
+def test_version_dir_refuses_escapes_even_through_symlinks(tmp_path):
+    assert staging.version_dir(tmp_path, "3") == (tmp_path / "3").resolve()
+    (tmp_path / "link").symlink_to(tmp_path.parent)
+    with pytest.raises(ValueError, match="directly inside"):
+        staging.version_dir(tmp_path, "link")
+    with pytest.raises(ValueError, match="directly inside"):
+        staging.version_dir(tmp_path, "..")
+
+
+def test_publish_moves_a_complete_folder_and_refuses_existing(tmp_path):
+    target = tmp_path / "1"
+    folder = staging.make_staging(target)
+    assert folder.parent == tmp_path and folder.name.startswith(".kerastl-tmp-1-")
+    (folder / "a.txt").write_text("new")
+    staging.publish(folder, target, overwrite=False)
+    assert (target / "a.txt").read_text() == "new" and not folder.exists()
+    second = staging.make_staging(target)
+    (second / "b.txt").write_text("other")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        staging.check_target(target, overwrite=False)
+    with pytest.raises(FileExistsError):
+        staging.publish(second, target, overwrite=False)
+    assert (target / "a.txt").exists()
+    staging.publish(second, target, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1"]
+    assert [p.name for p in target.iterdir()] == ["b.txt"]
+
+
+def test_remove_stale_deletes_only_folders_of_dead_processes(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".kerastl-tmp-1-{dead_pid}-0123abcd"
+    retired = tmp_path / f".kerastl-old-2-{dead_pid}-0123abcd"
+    live = tmp_path / f".kerastl-tmp-3-{os.getpid()}-0123abcd"
+    other = tmp_path / ".kerastl-tmp-unrelated"
+    for path in (stale, retired, live, other):
+        (path / "x").mkdir(parents=True)
+    assert sorted(staging.remove_stale(tmp_path)) == sorted([stale.name, retired.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
