@@ -10,20 +10,22 @@ From a folder of photos to a fine-tuned model and a quantized ``.tflite``::
     kerastl.export(model, "saved_models/flowers", representative_data=data.train)
 """
 
-from kerastl import data, distribute, export
+from kerastl import data, distribute, export, report
 from kerastl.backbones import (BackboneSpec, get_backbone_spec, list_backbones,
                                register_backbone)
 from kerastl.export import load, predict_tflite
 from kerastl.freezing import TrainableSummary, set_trainable_blocks
 from kerastl.heads import HeadConfig
 from kerastl.layers import ClassificationHead, ImagePreprocessing
+from kerastl.training import FeatureCache, FitReport, fit
+from kerastl.tuning import SearchSpace, TuneResult, tune
 from kerastl.model import (ModelInfo, build, feature_extractor, get_backbone, get_blocks,
                            get_head, model_info)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackboneSpec", "ClassificationHead", "data", "distribute", "export", "load", "predict_tflite", "HeadConfig", "ImagePreprocessing", "ModelInfo",
-    "TrainableSummary", "__version__", "build", "feature_extractor", "get_backbone", "get_backbone_spec", "get_blocks",
+    "BackboneSpec", "ClassificationHead", "data", "distribute", "export", "load", "predict_tflite", "report", "SearchSpace", "TuneResult", "tune", "HeadConfig", "ImagePreprocessing", "ModelInfo",
+    "FeatureCache", "FitReport", "TrainableSummary", "__version__", "build", "fit", "feature_extractor", "get_backbone", "get_backbone_spec", "get_blocks",
     "get_head", "list_backbones", "model_info", "register_backbone", "set_trainable_blocks",
 ]

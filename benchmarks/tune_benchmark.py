@@ -1,0 +1,301 @@
+"""Benchmark of `kerastl.tune` on flowers_kaggle_227 with the real MobileNetV2 weights.
+
+Three searches over the same space (unfreeze depth in {0, 2, 4, "all"} x 3 head
+learning rates, recipe two_stage, the same epoch budget per setting):
+
+* ``grid``: every setting, each a fresh `kerastl.build` + `kerastl.fit` (what a
+  user's loop does; each `fit` caches features for itself only);
+* ``kerastl.tune``: the default Hyperband (shared feature cache, shared
+  head warm-ups, pruning), ``refit=False``;
+* ``random``: plain `keras_tuner.RandomSearch` with a hand-written Keras
+  HyperModel (`keras.applications.MobileNetV2`, a two-stage `model.fit`, no
+  caching), stopped once it reaches kerastl.tune's accuracy.
+
+It prints one JSON line per search and a table: best validation accuracy,
+wall time, trials, epochs trained, and RandomSearch's time to reach
+kerastl.tune's accuracy. Targets (issue 6): kerastl.tune within 1 point of
+the grid's best in <= 0.25x the grid's wall time, and faster to that accuracy
+than RandomSearch. The CPU may be shared: ``os.getloadavg()`` is recorded
+before and after each search.
+
+Usage::
+
+    KERASTL_ASSETS=/path/to/assets python benchmarks/tune_benchmark.py [--epochs 4]
+
+It needs ``$KERASTL_ASSETS``; when ``KERAS_HOME`` is unset, a temporary one is
+seeded with ``$KERASTL_ASSETS/seed_keras_home.sh`` before Keras is imported,
+so ``weights="imagenet"`` resolves offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEPTHS = (0, 2, 4, "all")
+LEARNING_RATES = (1e-3, 3e-3, 1e-2)
+ALL = -1  # "all" as a keras-tuner Choice value
+
+
+def _seed_keras_home(assets: Path) -> None:
+    if os.environ.get("KERAS_HOME"):
+        return
+    home = tempfile.mkdtemp(prefix="kerastl_bench_keras_home_")
+    subprocess.run(["bash", str(assets / "seed_keras_home.sh"), home], check=True,
+                   capture_output=True)
+    os.environ["KERAS_HOME"] = home
+
+
+def _load(assets: Path, size: int, train_batches: int | None):
+    import kerastl
+
+    data = kerastl.data.from_directory(assets / "datasets" / "flowers_kaggle_227",
+                                       image_size=size, batch_size=32, seed=0)
+    train, val = data.train, data.validation
+    if train_batches:
+        train, val = train.take(train_batches), val.take(max(1, train_batches // 4))
+    return train, val, data.num_classes
+
+
+def _loadavg():
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def _head_epochs(budget: int) -> int:
+    return math.ceil(budget / 2)
+
+
+def run_grid(train, val, num_classes, args) -> dict:
+    """Every (depth, learning rate): a new model and one `kerastl.fit`, budget epochs."""
+    import keras
+
+    import kerastl
+    from kerastl.training import fit
+
+    rows, start = [], time.perf_counter()
+    for depth in DEPTHS:
+        for lr in LEARNING_RATES:
+            t0 = time.perf_counter()
+            keras.backend.clear_session()
+            keras.utils.set_random_seed(args.seed)
+            model = kerastl.build("mobilenet_v2", num_classes, input_shape=args.image_size)
+            head = _head_epochs(args.epochs) if depth != 0 else args.epochs
+            extra = {} if depth == 0 or head == args.epochs else {
+                "fine_tune_epochs": args.epochs - head, "trainable_blocks": depth}
+            recipe = "two_stage" if extra else "feature_extraction"
+            report = fit(model, train, val, recipe=recipe, epochs=head, learning_rate=lr,
+                                 seed=args.seed, verbose=0, **extra)
+            rows.append({"trainable_blocks": depth, "learning_rate": lr,
+                         "score": report.best["val_accuracy"],
+                         "seconds": round(time.perf_counter() - t0, 2)})
+            print(f"  grid {depth!s:>3} lr={lr:g}: {rows[-1]['score']:.4f} "
+                  f"({rows[-1]['seconds']:.0f}s)", file=sys.stderr)
+    return _summary("grid", rows, time.perf_counter() - start,
+                    epochs=args.epochs * len(rows))
+
+
+def run_tune(train, val, num_classes, args, directory) -> dict:
+    """`kerastl.tune` with its defaults (Hyperband) over the same discrete space."""
+    from kerastl.tuning import SearchSpace, tune
+
+    space = SearchSpace(trainable_blocks=list(DEPTHS), learning_rate=list(LEARNING_RATES),
+                                backbone_learning_rate=None, dropout=None, recipe="two_stage")
+    start = time.perf_counter()
+    result = tune(train, val, backbone="mobilenet_v2", num_classes=num_classes,
+                          search_space=space, max_epochs=args.epochs, seed=args.seed,
+                          directory=directory, project_name="tune", overwrite=True,
+                          verbose=0, refit=False, input_shape=args.image_size)
+    seconds = time.perf_counter() - start
+    print(result.summary(), file=sys.stderr)
+    rows = [dict(t["hyperparameters"], score=t["score"], seconds=t["seconds"],
+                 epochs=t["epochs"], shared_head_warmup=t.get("shared_head_warmup"))
+            for t in result.trials if t["status"] == "COMPLETED"]
+    out = _summary("kerastl.tune", rows, seconds, epochs=sum(r["epochs"] or 0 for r in rows))
+    out["feature_cache"] = result.feature_cache
+    return out
+
+
+def _blocks_of(base):
+    """Hand-written MobileNetV2 blocks: stem, block_1..block_16, top (by layer name)."""
+    blocks, names = [], []
+    for layer in base.layers:
+        match = re.match(r"(block_\d+)_", layer.name)
+        name = match.group(1) if match else ("stem" if not names else "top"
+                                              if layer.name.startswith(("Conv_1", "out_relu"))
+                                              else names[-1])
+        if not names or names[-1] != name:
+            names.append(name)
+            blocks.append([])
+        blocks[-1].append(layer)
+    return blocks
+
+
+def run_random(train, val, num_classes, args, directory, target) -> dict:
+    """Plain keras_tuner.RandomSearch + a hand-written HyperModel (no caching)."""
+    import keras
+    import keras_tuner
+
+    size = args.image_size
+    log, start = [], [None]
+
+    class PlainHyperModel(keras_tuner.HyperModel):
+        def build(self, hp):
+            hp.Choice("trainable_blocks", [0, 2, 4, ALL])
+            hp.Choice("learning_rate", list(LEARNING_RATES))
+            keras.utils.set_random_seed(args.seed)
+            base = keras.applications.MobileNetV2(include_top=False, weights="imagenet",
+                                                  input_shape=(size, size, 3))
+            inputs = keras.Input((size, size, 3))
+            x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+            x = base(x, training=False)
+            x = keras.layers.GlobalAveragePooling2D()(x)
+            x = keras.layers.Dropout(0.2)(x)
+            outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
+            return keras.Model(inputs, outputs)
+
+        def fit(self, hp, model, *fit_args, callbacks=None, **kwargs):
+            depth, lr = hp.get("trainable_blocks"), hp.get("learning_rate")
+            base = [layer for layer in model.layers if isinstance(layer, keras.Model)][0]
+            head = _head_epochs(args.epochs) if depth else args.epochs
+            base.trainable = False
+            model.compile(keras.optimizers.Adam(lr), "sparse_categorical_crossentropy",
+                          metrics=["accuracy"])
+            first = model.fit(train, validation_data=val, epochs=head, callbacks=callbacks,
+                              verbose=0)
+            scores = list(first.history["val_accuracy"])
+            if depth and head < args.epochs:
+                blocks = _blocks_of(base)
+                keep = len(blocks) if depth == ALL else depth
+                base.trainable = True
+                for index, block in enumerate(blocks):
+                    for layer in block:
+                        layer.trainable = (index >= len(blocks) - keep and not isinstance(
+                            layer, keras.layers.BatchNormalization))
+                model.compile(keras.optimizers.Adam(lr * 0.1),
+                              "sparse_categorical_crossentropy", metrics=["accuracy"])
+                second = model.fit(train, validation_data=val, epochs=args.epochs,
+                                   initial_epoch=head, callbacks=callbacks, verbose=0)
+                scores += list(second.history["val_accuracy"])
+            best = max(scores)
+            elapsed = time.perf_counter() - start[0]
+            log.append({"trainable_blocks": "all" if depth == ALL else depth,
+                        "learning_rate": lr, "score": best, "elapsed": round(elapsed, 2)})
+            print(f"  random {log[-1]['trainable_blocks']!s:>3} lr={lr:g}: {best:.4f} "
+                  f"(at {elapsed:.0f}s)", file=sys.stderr)
+            return {"val_accuracy": best}
+
+    class StoppingRandomSearch(keras_tuner.RandomSearch):
+        def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+            # keras-tuner 1.4.8 imports tensorboard here on the TF backend even
+            # without a TensorBoard callback; tensorboard is not installed.
+            return None
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            if args.stop_at_target and log and max(r["score"] for r in log) >= target:
+                self.oracle.max_trials = len(self.oracle.trials)
+
+    tuner = StoppingRandomSearch(PlainHyperModel(), objective="val_accuracy",
+                                 max_trials=args.random_trials, seed=args.seed,
+                                 directory=str(directory), project_name="random", overwrite=True)
+    tuner.oracle.verbose = 0
+    start[0] = time.perf_counter()
+    tuner.search(train, validation_data=val)
+    seconds = time.perf_counter() - start[0]
+    out = _summary("random", log, seconds, epochs=args.epochs * len(log))
+    reached = [r["elapsed"] for r in log if r["score"] >= target]
+    out["time_to_target"] = reached[0] if reached else None
+    return out
+
+
+def _summary(method, rows, seconds, *, epochs) -> dict:
+    best = max(rows, key=lambda r: r["score"]) if rows else None
+    return {"method": method, "best_val_accuracy": None if best is None else best["score"],
+            "best_setting": None if best is None else {
+                k: best[k] for k in ("trainable_blocks", "learning_rate") if k in best},
+            "seconds": round(seconds, 1), "trials": len(rows), "epochs_trained": epochs,
+            "rows": rows}
+
+
+def _table(results, tune_target) -> str:
+    lines = [f"{'method':<14}{'best val acc':>13}{'seconds':>10}{'trials':>8}{'epochs':>8}"
+             f"{'t->tune acc':>13}  best setting"]
+    for r in results:
+        reach = r.get("time_to_target", r["seconds"] if r["method"] == "kerastl.tune" else None)
+        acc = r["best_val_accuracy"]
+        lines.append(f"{r['method']:<14}{'-' if acc is None else f'{acc:.4f}':>13}"
+                     f"{r['seconds']:>10.1f}{r['trials']:>8}{r['epochs_trained']:>8}"
+                     f"{'-' if reach is None else f'{reach:.1f}':>13}  {r['best_setting']}")
+    by = {r["method"]: r for r in results}
+    if "grid" in by and "kerastl.tune" in by:
+        g, t = by["grid"], by["kerastl.tune"]
+        gap = 100 * (t["best_val_accuracy"] - g["best_val_accuracy"])
+        ratio = t["seconds"] / g["seconds"]
+        lines.append(f"kerastl.tune vs grid: {gap:+.1f} points vs the grid's best "
+                     f"(target >= -1.0), {ratio:.2f}x its wall time (target <= 0.25)")
+    if "random" in by and tune_target is not None:
+        reach = by["random"].get("time_to_target")
+        lines.append("RandomSearch reached kerastl.tune's accuracy "
+                     + (f"after {reach:.1f}s" if reach is not None else "never")
+                     + f" (kerastl.tune: {by['kerastl.tune']['seconds']:.1f}s)")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--assets", default=os.environ.get("KERASTL_ASSETS"))
+    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--epochs", type=int, default=6,
+                        help="epoch budget of every setting (and Hyperband's max_epochs)")
+    parser.add_argument("--random-trials", type=int, default=12)
+    parser.add_argument("--no-stop-at-target", dest="stop_at_target", action="store_false")
+    parser.add_argument("--methods", default="tune,grid,random")
+    parser.add_argument("--train-batches", type=int, default=None,
+                        help="use only this many training batches (smoke runs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="also write the JSON lines to this file")
+    args = parser.parse_args(argv)
+    if not args.assets:
+        parser.error("set KERASTL_ASSETS or pass --assets")
+    assets = Path(args.assets).resolve()
+    _seed_keras_home(assets)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    train, val, num_classes = _load(assets, args.image_size, args.train_batches)
+    methods = [m.strip() for m in args.methods.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="kerastl_tune_bench_"))
+    results, target = [], None
+    for method in methods:
+        before = _loadavg()
+        if method == "tune":
+            result = run_tune(train, val, num_classes, args, work)
+            target = result["best_val_accuracy"]
+        elif method == "grid":
+            result = run_grid(train, val, num_classes, args)
+        elif method == "random":
+            result = run_random(train, val, num_classes, args, work,
+                                target if target is not None else 1.0)
+        else:
+            parser.error(f"unknown method {method!r}")
+        result.update(loadavg_before=before, loadavg_after=_loadavg(), epochs=args.epochs,
+                      image_size=args.image_size, cpu_count=os.cpu_count())
+        results.append(result)
+        line = json.dumps(result)
+        print(line, flush=True)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(line + "\n")
+    print(_table(results, target))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""``kerastl train DATA``: load, build, fit, evaluate, export, and write a run folder."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from kerastl.cli import options as opts
+from kerastl.cli.common import Output, import_kerastl, output_options, report_module
+from kerastl.cli.config import BlocksType, config_option
+from kerastl.cli.loading import check_data_spec, load_training_data
+
+RECIPES = ("auto", "feature_extraction", "fine_tune", "two_stage", "progressive")
+MODEL_FILE = "model.keras"
+
+
+def _summary_text(run, model_path, export_report, seconds: float) -> str:
+    lines = [str(run), f"  model: {model_path}"]
+    if export_report is not None:
+        lines.append(f"  export: {export_report.path}")
+        for artifact in export_report.artifacts:
+            if artifact.format == "tflite":
+                acc = "" if artifact.accuracy is None else f", accuracy {artifact.accuracy:.4f}"
+                lines.append(f"    {artifact.name}: {artifact.size_bytes:,} bytes{acc}")
+    lines.append(f"  time: {seconds:.0f}s")
+    return "\n".join(lines)
+
+
+def _fit_summary(fit_report) -> dict:
+    """The fit report as JSON, without the (long) lists of trained variable paths."""
+    out = fit_report.to_dict()
+    for stage in out.get("stages", []):
+        stage.pop("trainable_weights", None)
+    return out
+
+
+def train_run(params: dict, out: Output) -> dict:
+    """Runs one ``kerastl train`` with resolved flag values; returns the JSON result."""
+    start = time.perf_counter()
+    data_spec = check_data_spec(params["data"])
+    kerastl = import_kerastl(debug=out.debug)
+    opts.check_backbone(kerastl, params["backbone"])
+    run_dir = opts.run_folder(params["output"], data=data_spec, backbone=params["backbone"],
+                              overwrite=params["overwrite"])
+    size = opts.resolve_image_size(kerastl, params["backbone"], params["image_size"])
+    opts.set_seed(params["seed"])
+    strategy = opts.get_strategy(kerastl, params["strategy"], out)
+    out.status(f"Loading {data_spec} at {size}x{size} ...")
+    with out.working():
+        data = load_training_data(kerastl, data_spec, image_size=size,
+                                  batch_size=params["batch_size"],
+                                  validation_split=params["validation_split"],
+                                  seed=params["seed"], download=params["download"])
+    out.status(str(data))
+    head = None if params["dropout"] is None else {"dropout": params["dropout"]}
+    model = kerastl.build(params["backbone"], num_classes=data.num_classes,
+                          class_names=data.class_names, input_shape=(size, size, 3),
+                          weights=params["weights"], backbone_kwargs=params["backbone_kwargs"],
+                          head=head, augmentation="default" if params["augment"] else None,
+                          strategy=strategy)
+    out.status(f"Training {params['backbone']} (recipe {params['recipe']}) ...")
+    with out.working():
+        fit_report = kerastl.fit(model, data.train, data.validation, recipe=params["recipe"],
+                                 epochs=params["epochs"],
+                                 fine_tune_epochs=params["fine_tune_epochs"],
+                                 learning_rate=params["learning_rate"],
+                                 backbone_learning_rate=params["backbone_learning_rate"],
+                                 trainable_blocks=params["trainable_blocks"],
+                                 class_weight=params["class_weight"],
+                                 checkpoint_dir=params["checkpoint_dir"], strategy=strategy,
+                                 seed=params["seed"], verbose=out.verbose)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model_path = run_dir / MODEL_FILE
+    model.save(model_path)
+    export_report = None
+    if params["export"]:
+        export_report = opts.export_model(kerastl, model, params["export"],
+                                          quantize=params["quantize"], data=data, out=out)
+    settings = opts.settings_dict(params, image_size=size, data=data_spec)
+    out.status("Evaluating and writing the run report ...")
+    with out.working():
+        run = report_module()(run_dir, model=model, fit_report=fit_report, eval_data=data,
+                              export_report=export_report, config=settings,
+                              title=f"kerastl train: {data_spec} with {params['backbone']}")
+    seconds = time.perf_counter() - start
+    result = {"run_dir": str(run_dir), "model": str(model_path), "report": str(run.file("report")),
+              "metrics": {k: run.metrics[k] for k in ("accuracy", "macro_f1", "num_examples")
+                          if run.metrics and k in run.metrics},
+              "stages": run.stages, "fit": _fit_summary(fit_report),
+              "export": None if export_report is None else export_report.to_dict(),
+              "seconds": seconds}
+    out.result(result, _summary_text(run, model_path, export_report, seconds),
+               quiet_text=str(run_dir))
+    return result
+
+
+@click.command("train")
+@opts.data_model_options
+@click.option("--recipe", type=click.Choice(RECIPES), default="auto", show_default=True,
+              help="How to train: feature_extraction (head only), fine_tune, two_stage (head "
+                   "then top blocks), progressive; auto picks by dataset size. "
+                   "Example: --recipe two_stage")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs of the head stage [default: the recipe's]. Example: --epochs 5")
+@click.option("--fine-tune-epochs", type=click.IntRange(min=0), default=None,
+              help="Epochs of the fine-tuning stage(s) [default: the recipe's]. "
+                   "Example: --fine-tune-epochs 3")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Peak learning rate of the head [default: the recipe's]. "
+                   "Example: --learning-rate 3e-4")
+@click.option("--backbone-learning-rate", type=click.FloatRange(min=0, min_open=True),
+              default=None,
+              help="Peak learning rate of the top unfrozen block [default: the recipe's, a "
+                   "tenth of the head's]. Example: --backbone-learning-rate 1e-5")
+@click.option("--trainable-blocks", type=BlocksType(), default=None,
+              help="How many top backbone blocks to fine-tune, or all [default: the "
+                   "recipe's]. Example: --trainable-blocks 4")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Dropout before the classifier [default: the head's]. Example: --dropout 0.2")
+@click.option("--class-weight", type=click.Choice(("balanced", "sqrt")), default=None,
+              help="Weigh classes by their inverse frequency for imbalanced data. "
+                   "Example: --class-weight balanced")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None,
+              help="Make training resumable: rerun the same command after a crash and it "
+                   "goes on where it stopped. Example: --checkpoint-dir runs/flowers/ckpt")
+@opts.run_export_options
+@config_option
+@output_options
+def train_command(*, out: Output, **params):
+    """Train an image classifier on DATA and write a run folder.
+
+    DATA is a folder with one subfolder of images per class (already split
+    into train/ and val/, or split here by --validation-split), or tfds:NAME.
+    The run folder gets model.keras, config.json, history.csv, metrics.json
+    (per-class precision/recall/F1, confusion matrix), PNG plots and
+    report.md; --export also writes a SavedModel and .tflite files.
+
+    \b
+    Examples:
+      kerastl train flowers/ --export saved_models/flowers
+      kerastl train photos/ --backbone efficientnet_b0 --image-size 224 --epochs 5
+      kerastl train photos/ --recipe two_stage --trainable-blocks 4 --fine-tune-epochs 3
+      kerastl train --config train.yaml --epochs 2
+    """
+    train_run(params, out)

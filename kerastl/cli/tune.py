@@ -1,0 +1,206 @@
+"""``kerastl tune DATA``: search unfreeze depth, learning rates and dropout; write a run folder."""
+
+from __future__ import annotations
+
+import inspect
+import time
+
+import click
+
+from kerastl.cli import options as opts
+from kerastl.cli.common import Output, import_kerastl, output_options, report_module
+from kerastl.cli.config import CommaList, JsonDict, config_option
+from kerastl.cli.loading import check_data_spec, load_training_data
+
+ALGORITHMS = ("hyperband", "bayesian", "random")
+TUNE_RECIPES = ("feature_extraction", "fine_tune", "two_stage", "progressive")
+_RANGE_KEYS = ("learning_rate", "backbone_learning_rate", "dropout", "layer_decay")
+MODEL_FILE = "model.keras"
+
+
+def _number(text: str, param, ctx, kind) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        kind.fail(f"{text!r} is not a number.", param, ctx)
+
+
+class SpaceValue(click.ParamType):
+    """A searched number: ``LOW:HIGH`` (a range), ``A,B,C`` (choices) or one value (fixed)."""
+
+    name = "LOW:HIGH|A,B|X"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, (list, tuple)):
+            return [_number(str(v), param, ctx, self) for v in value]
+        text = str(value).strip()
+        if ":" in text:
+            low, _, high = text.partition(":")
+            return (_number(low, param, ctx, self), _number(high, param, ctx, self))
+        if "," in text:
+            return [_number(v, param, ctx, self) for v in text.split(",") if v.strip()]
+        return _number(text, param, ctx, self)
+
+
+class DepthChoices(click.ParamType):
+    """Unfreeze depths to try: ``0,2,4,all``."""
+
+    name = "K,K,...|all"
+
+    def convert(self, value, param, ctx):
+        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        out = []
+        for item in items:
+            text = str(item).strip().lower()
+            if text == "all":
+                out.append("all")
+            elif text.isdigit():
+                out.append(int(text))
+            elif text:
+                self.fail(f"{item!r} is neither a number of blocks nor 'all'.", param, ctx)
+        if not out:
+            self.fail("give at least one depth, e.g. 0,2,4,all.", param, ctx)
+        return out
+
+
+def search_space(kerastl, backbone: str, params: dict):
+    """Builds the `kerastl.SearchSpace`: --search-space entries, then the flags on top."""
+    space_cls = getattr(kerastl, "SearchSpace", None) or kerastl.tuning.SearchSpace
+    allowed = [p for p in inspect.signature(space_cls.__init__).parameters if p != "self"]
+    given = dict(params["search_space"] or {})
+    given = {k.replace("-", "_"): v for k, v in given.items()}
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise click.BadParameter(f"unknown key(s) {', '.join(map(repr, unknown))}; valid keys: "
+                                 f"{', '.join(allowed)}.", param_hint="'--search-space'")
+    for key in _RANGE_KEYS:  # JSON has no tuples: two numbers are a range, as in from_dict.
+        if isinstance(given.get(key), list) and len(given[key]) == 2:
+            given[key] = tuple(given[key])
+    flags = {"trainable_blocks": params["trainable_blocks"],
+             "learning_rate": params["learning_rate"],
+             "backbone_learning_rate": params["backbone_learning_rate"],
+             "dropout": params["dropout"], "recipe": params["recipes"]}
+    given.update({k: (list(v) if k == "recipe" else v) for k, v in flags.items()
+                  if v is not None})
+    return space_cls.default_for(backbone, **given)
+
+
+def _result_text(result, run, model_path, seconds: float) -> str:
+    return "\n".join([result.summary(), "", str(run), f"  best model: {model_path}",
+                      f"  time: {seconds:.0f}s"])
+
+
+def tune_run(params: dict, out: Output) -> dict:
+    """Runs one ``kerastl tune`` with resolved flag values; returns the JSON result."""
+    start = time.perf_counter()
+    data_spec = check_data_spec(params["data"])
+    kerastl = import_kerastl(debug=out.debug)
+    backbone = params["backbone"]
+    opts.check_backbone(kerastl, backbone)
+    space = search_space(kerastl, backbone, params)
+    run_dir = opts.run_folder(params["output"], data=data_spec, backbone=backbone,
+                              overwrite=params["overwrite"])
+    size = opts.resolve_image_size(kerastl, backbone, params["image_size"])
+    opts.set_seed(params["seed"])
+    strategy = opts.get_strategy(kerastl, params["strategy"], out)
+    out.status(f"Loading {data_spec} at {size}x{size} ...")
+    with out.working():
+        data = load_training_data(kerastl, data_spec, image_size=size,
+                                  batch_size=params["batch_size"],
+                                  validation_split=params["validation_split"],
+                                  seed=params["seed"], download=params["download"])
+    out.status(str(data))
+    tuner_dir = params["tuner_dir"] or str(run_dir / "tuner")
+    out.status(f"Searching ({params['algorithm']}) ...")
+    with out.working():
+        result = kerastl.tune(
+            data.train, data.validation, backbone=backbone, num_classes=data.num_classes,
+            search_space=space, algorithm=params["algorithm"], max_trials=params["max_trials"],
+            max_epochs=params["max_epochs"], objective=params["objective"],
+            directory=tuner_dir, project_name="search", strategy=strategy, seed=params["seed"],
+            verbose=out.verbose, refit=params["refit"], input_shape=(size, size, 3),
+            weights=params["weights"], backbone_kwargs=params["backbone_kwargs"],
+            class_names=data.class_names,
+            augmentation="default" if params["augment"] else None)
+    if result.best_model is None:
+        raise RuntimeError("No trial completed:\n" + result.summary())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model_path = run_dir / MODEL_FILE
+    result.best_model.save(model_path)
+    export_report = None
+    if params["export"]:
+        export_report = opts.export_model(kerastl, result.best_model, params["export"],
+                                          quantize=params["quantize"], data=data, out=out)
+    settings = opts.settings_dict(params, image_size=size, data=data_spec, tuner_dir=tuner_dir)
+    with out.working():
+        run = report_module()(run_dir, model=result.best_model, tune_result=result,
+                              eval_data=data, export_report=export_report, config=settings,
+                              title=f"kerastl tune: {data_spec} with {backbone}")
+    seconds = time.perf_counter() - start
+    payload = {"run_dir": str(run_dir), "model": str(model_path),
+               "report": str(run.file("report")), "tune": result.to_dict(),
+               "metrics": {k: run.metrics[k] for k in ("accuracy", "macro_f1", "num_examples")
+                           if run.metrics and k in run.metrics},
+               "export": None if export_report is None else export_report.to_dict(),
+               "seconds": seconds}
+    out.result(payload, _result_text(result, run, model_path, seconds), quiet_text=str(run_dir))
+    return payload
+
+
+@click.command("tune")
+@opts.data_model_options
+@click.option("--algorithm", type=click.Choice(ALGORITHMS), default="hyperband",
+              show_default=True, help="Search algorithm (keras-tuner). Example: --algorithm random")
+@click.option("--max-trials", type=click.IntRange(min=1), default=None,
+              help="Most trials to run [default: one Hyperband iteration, or 10]. "
+                   "Example: --max-trials 8")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Epochs of each trial (Hyperband: of its longest trials) and of the refit. "
+                   "Example: --max-epochs 6")
+@click.option("--objective", default="val_accuracy", show_default=True,
+              help="Validation metric to optimize. Example: --objective val_loss")
+@click.option("--trainable-blocks", type=DepthChoices(), default=None,
+              help="Unfreeze depths to try [default: 0, ~10% and ~25% of the blocks, all]. "
+                   "Example: --trainable-blocks 0,2,4,all")
+@click.option("--learning-rate", type=SpaceValue(), default=None,
+              help="Head learning rate: LOW:HIGH (log range), A,B,C (choices) or one value "
+                   "[default: 1e-4:1e-2]. Example: --learning-rate 1e-4:1e-2")
+@click.option("--backbone-learning-rate", type=SpaceValue(), default=None,
+              help="Learning rate of the unfrozen blocks, same forms [default: 1e-6:1e-3]. "
+                   "Example: --backbone-learning-rate 1e-5,1e-4")
+@click.option("--dropout", type=SpaceValue(), default=None,
+              help="Head dropout, same forms (linear range) [default: 0:0.5]. "
+                   "Example: --dropout 0.0,0.2")
+@click.option("--recipes", type=CommaList(TUNE_RECIPES), default=None,
+              help="Training recipes to try (feature_extraction, fine_tune, two_stage, "
+                   "progressive) [default: two_stage]. Example: --recipes two_stage,fine_tune")
+@click.option("--search-space", type=JsonDict(), default=None,
+              help="The whole search space as JSON (keys of kerastl.SearchSpace; two numbers "
+                   "are a range); the flags above override its entries. "
+                   "Example: --search-space '{\"dropout\": [0.0, 0.3]}'")
+@click.option("--tuner-dir", type=click.Path(file_okay=False), default=None,
+              help="keras-tuner state; rerunning with the same folder resumes the search "
+                   "[default: <output>/tuner]. Example: --tuner-dir tuning/flowers")
+@click.option("--refit/--no-refit", default=True, show_default=True,
+              help="Retrain the best setting for --max-epochs (or reload its trial weights). "
+                   "Example: --no-refit")
+@opts.run_export_options
+@config_option
+@output_options
+def tune_command(*, out: Output, **params):
+    """Search the unfreeze depth, learning rates and dropout on DATA, keep
+    the best model and write a run folder (trial table and trial-score plot
+    included).
+
+    DATA is a folder with one subfolder of images per class, or tfds:NAME.
+
+    \b
+    Examples:
+      kerastl tune flowers/ --max-trials 8 --max-epochs 6
+      kerastl tune photos/ --trainable-blocks 0,4,all --learning-rate 1e-4:1e-2
+      kerastl tune photos/ --algorithm random --max-trials 4 --export saved_models/photos
+      kerastl tune --config tune.yaml
+    """
+    tune_run(params, out)

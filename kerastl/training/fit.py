@@ -1,0 +1,324 @@
+"""`kerastl.fit`: train a kerastl model with a transfer-learning recipe."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import keras
+import tensorflow as tf
+
+from kerastl.freezing import check_trainable_blocks
+from kerastl.model import get_blocks, get_head, model_info, model_spec
+from kerastl.training.cache import DEFAULT_MEMORY_LIMIT, FeatureCache
+from kerastl.training.callbacks import is_better
+from kerastl.training.checkpoint import Checkpoint
+from kerastl.training.inputs import as_data, class_weight_vector, label_transform
+from kerastl.training.inputs import loss_and_metrics
+from kerastl.training.options import check_callbacks, check_options
+from kerastl.training.recipes import plan_stages, resolve_recipe
+from kerastl.training.report import FitReport
+from kerastl.training.stage import AUGMENTATION_LAYER, Context, default_augmenter, run_stage
+
+
+def fit(model, train, validation_data=None, *, recipe="auto", epochs=None,
+        fine_tune_epochs=None, learning_rate=None, backbone_learning_rate=None,
+        layer_decay=None, trainable_blocks=None, batch_size=32, shuffle=True,
+        cache_features=True, augment_passes=None, feature_cache=None,
+        cache_memory_limit=DEFAULT_MEMORY_LIMIT, label_smoothing=0.1, weight_decay=0.0,
+        class_weight=None, early_stopping=True, callbacks=None, checkpoint_dir=None,
+        mixed_precision=None, jit_compile=False, strategy=None, bn_training=False,
+        seed=None, verbose=1) -> FitReport:
+    """Trains a model from `kerastl.build` with a transfer-learning recipe.
+
+    Stages whose backbone is frozen train on cached features: the backbone
+    runs once over the data, then the head trains on its pooled features.
+    Stages that unfreeze the top blocks train on the cached output of the
+    frozen bottom blocks, so each step runs only the top blocks. The model
+    ends at the weights of its best validation epoch over all stages, compiled
+    for its task with plain labels (``model.evaluate(data.validation)`` works).
+
+    Recipes (see `kerastl.training.recipes`): ``"feature_extraction"``,
+    ``"fine_tune"``, ``"two_stage"``, ``"progressive"``, and ``"auto"``:
+    ``"feature_extraction"`` below 400 training examples, else ``"two_stage"``.
+
+    Args:
+        model: A model from `kerastl.build` (or loaded from its ``.keras`` file).
+        train: Training data: a `tf.data.Dataset` of ``(images, labels)`` (or
+            ``(images, labels, sample_weights)``) batches with float32 RGB images
+            in [0, 255], a tuple of arrays ``(x, y)``, or a `kerastl.data.ImageData`
+            (its validation split is used when `validation_data` is None).
+        validation_data: Validation data in the same forms, or None (then the
+            training loss picks the best epoch and nothing is held out).
+        recipe: ``"auto"``, ``"feature_extraction"``, ``"fine_tune"``,
+            ``"two_stage"`` or ``"progressive"``.
+        epochs: Epochs of the first stage (default 30 on cached features, 10 on images).
+        fine_tune_epochs: Epochs of each later stage (default 6).
+        learning_rate: Peak learning rate of every stage (default 1e-3). Each
+            stage warms up for one epoch from a tenth of it (not the head stage),
+            then decays it to 0 with a cosine.
+        backbone_learning_rate: Peak rate of the top trainable block (default:
+            the stage's rate; for ``"fine_tune"``, which trains a new head and
+            the blocks together, a tenth of `learning_rate`).
+        layer_decay: Factor in (0, 1] applied per block below the top one.
+        trainable_blocks: Unfreeze depth of the fine-tuning stage(s): an int or
+            ``"all"`` (default 4).
+        batch_size: Batch size for array inputs (datasets keep theirs).
+        shuffle: Shuffle cached features and arrays every epoch.
+        cache_features: Train frozen-backbone stages on cached activations.
+        augment_passes: Extra cached passes over the training images with the
+            model's ``"augmentation"`` layer (or flip + zoom when it has none);
+            each epoch draws every image from a random pass. Default 0.
+        feature_cache: A `kerastl.training.FeatureCache` to share between calls.
+        cache_memory_limit: Bytes of cached activations kept in memory (default
+            2 GiB); larger caches go to memory-mapped files.
+        label_smoothing: Label smoothing of classification losses (default 0.1).
+        weight_decay: Decoupled weight decay of `kerastl.training.ScaledAdamW`.
+        class_weight: None, ``"balanced"``, ``"sqrt"`` or ``{class_index: weight}``.
+        early_stopping: True (patience 10 epochs on cached stages, 5 otherwise),
+            False, or the patience as an int. The best epoch is always restored.
+        callbacks: Extra `keras.callbacks.Callback` objects, passed to every stage
+            (on cached stages their ``model`` is the trained top part).
+        checkpoint_dir: Folder that makes the run resumable: called again with the
+            same arguments after a crash, `fit` goes on where it stopped.
+        mixed_precision: None (the model's policy), ``"float32"``,
+            ``"mixed_float16"`` (GPUs) or ``"mixed_bfloat16"`` (TPUs, recent CPUs).
+            The layers compute in this policy during `fit` and get their own
+            policy back afterwards; the output layer stays float32.
+        jit_compile: Compile training steps with XLA (False, True or ``"auto"``).
+        strategy: A `tf.distribute.Strategy` or a `kerastl.distribute.get_strategy`
+            kind (default: the strategy the model was built in).
+        bn_training: Let BatchNormalization layers of trainable blocks train.
+        seed: Seed of weights, shuffling and augmentation (reproducible runs).
+        verbose: 0 (silent), 1 (progress bars and the stage table), 2 (one line per epoch).
+
+    Returns:
+        A `kerastl.training.FitReport`.
+
+    Example:
+        >>> data = kerastl.data.from_directory("flowers", image_size=160)
+        >>> model = kerastl.build("mobilenet_v2", data.num_classes, input_shape=160)
+        >>> report = kerastl.fit(model, data)
+        >>> print(report)
+    """
+    opts = check_options(
+        recipe=recipe, epochs=epochs, fine_tune_epochs=fine_tune_epochs,
+        learning_rate=learning_rate, backbone_learning_rate=backbone_learning_rate,
+        layer_decay=layer_decay, trainable_blocks=trainable_blocks, batch_size=batch_size,
+        shuffle=shuffle, cache_features=cache_features, augment_passes=augment_passes,
+        cache_memory_limit=cache_memory_limit, label_smoothing=label_smoothing,
+        weight_decay=weight_decay, early_stopping=early_stopping, checkpoint_dir=checkpoint_dir,
+        mixed_precision=mixed_precision, jit_compile=jit_compile, bn_training=bn_training,
+        seed=seed, verbose=verbose)
+    user_callbacks = check_callbacks(callbacks)
+    if feature_cache is not None and not isinstance(feature_cache, FeatureCache):
+        raise ValueError("`feature_cache` must be a kerastl.training.FeatureCache or None. "
+                         f"Received: feature_cache={feature_cache!r}")
+    if feature_cache is not None and not opts.cache_features:
+        raise ValueError("`feature_cache` needs cache_features=True. Received: "
+                         "cache_features=False with a feature_cache")
+    train, validation_data, known = _unpack(train, validation_data)
+    info = model_info(model)
+    strategy = _strategy(strategy, model)
+    started = time.perf_counter()
+    if opts.seed is not None:
+        keras.utils.set_random_seed(opts.seed)
+    ctx, stages, report = _setup(model, info, train, validation_data, opts, feature_cache,
+                                 strategy, user_callbacks, class_weight, known)
+    with _dtype_policy(model, opts.mixed_precision):
+        _run(ctx, stages, report)
+    _compile_for_evaluation(model, info, strategy)
+    report.seconds = time.perf_counter() - started
+    report.backbone_batches = ctx.cache.backbone_batches if ctx.cache else 0
+    if opts.verbose:
+        print(report)
+    return report
+
+
+def _unpack(train, validation_data):
+    from kerastl.data import ImageData
+
+    known = None
+    if isinstance(train, ImageData):
+        if validation_data is None:
+            validation_data = train.validation
+        known = train.num_examples.get("train")
+        train = train.train
+    if isinstance(validation_data, ImageData):
+        validation_data = validation_data.validation
+    return train, validation_data, known
+
+
+def _strategy(strategy, model):
+    if strategy is None:
+        return model.distribute_strategy
+    if isinstance(strategy, str):
+        from kerastl.distribute import get_strategy
+
+        return get_strategy(strategy)
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise ValueError("`strategy` must be None, a tf.distribute.Strategy or a "
+                         f"kerastl.distribute.get_strategy kind. Received: strategy={strategy!r}")
+    return strategy
+
+
+def _setup(model, info, train, validation_data, opts, feature_cache, strategy, callbacks,
+           class_weight, known_examples):
+    blocks = get_blocks(model)
+    spec = model_spec(model)
+    if opts.trainable_blocks is not None:
+        check_trainable_blocks(opts.trainable_blocks, spec, len(blocks))
+    train_data = as_data("train", train, batch_size=opts.batch_size, shuffle=opts.shuffle,
+                         seed=opts.seed)
+    if known_examples:
+        train_data.num_examples = int(known_examples)
+    val_data = as_data("validation_data", validation_data, batch_size=opts.batch_size,
+                       shuffle=False, seed=None)
+    can_unfreeze = spec.source != "hub" and len(blocks) > 1
+    recipe = resolve_recipe(opts.recipe, num_examples=train_data.num_examples,
+                            can_unfreeze=can_unfreeze)
+    _check_recipe_arguments(opts, recipe)
+    stages = plan_stages(recipe, num_blocks=len(blocks), head_cached=opts.cache_features,
+                         epochs=opts.epochs, fine_tune_epochs=opts.fine_tune_epochs,
+                         learning_rate=opts.learning_rate,
+                         backbone_learning_rate=opts.backbone_learning_rate,
+                         layer_decay=opts.layer_decay, trainable_blocks=opts.trainable_blocks)
+    cache = feature_cache
+    if cache is None and opts.cache_features:
+        cache = FeatureCache(memory_limit=opts.cache_memory_limit)
+    _, _, monitor = loss_and_metrics(info.task, info.num_outputs, label_smoothing=0.0)
+    monitor = ("val_" + monitor) if val_data is not None else "loss"
+    weights = None
+    if class_weight is not None:
+        weights = class_weight_vector(class_weight, info.task, info.num_outputs,
+                                      _labels(train_data) if isinstance(class_weight, str)
+                                      else None)
+    checkpoint = None
+    if opts.checkpoint_dir is not None:
+        checkpoint = Checkpoint(opts.checkpoint_dir, _plan(recipe, stages, opts, model))
+    augmenter, key = _augmenter(model, opts)
+    ctx = Context(model, blocks, info.task, info.num_outputs, train_data, val_data, opts, cache,
+                  label_transform(info.task, info.num_outputs, weights),
+                  label_transform(info.task, info.num_outputs), monitor, strategy,
+                  _loss_scale(model, opts), callbacks, checkpoint, augmenter, key)
+    report = FitReport(recipe, info.task, monitor, train_data.num_examples)
+    return ctx, stages, report
+
+
+def _check_recipe_arguments(opts, recipe):
+    if opts.recipe == "auto":
+        return
+    if recipe in ("feature_extraction", "fine_tune") and opts.fine_tune_epochs is not None:
+        raise ValueError(f"`fine_tune_epochs` is for recipes with several stages; recipe "
+                         f"{recipe!r} has one (use `epochs`). Received: "
+                         f"fine_tune_epochs={opts.fine_tune_epochs}")
+    if recipe == "feature_extraction" and opts.trainable_blocks not in (None, 0):
+        raise ValueError("`trainable_blocks` must be None or 0 with recipe='feature_extraction' "
+                         f"(the backbone stays frozen). Received: "
+                         f"trainable_blocks={opts.trainable_blocks!r}")
+
+
+def _labels(data):
+    import numpy as np
+
+    return np.concatenate([np.asarray(batch[1]) for batch in data.dataset])
+
+
+def _plan(recipe, stages, opts, model) -> dict:
+    return {"recipe": recipe, "model": model.name, "stages": [s.to_dict() for s in stages],
+            "augment_passes": opts.augment_passes, "cache_features": opts.cache_features}
+
+
+def _augmenter(model, opts):
+    if not opts.augment_passes:
+        return None, None
+    try:
+        layer = model.get_layer(AUGMENTATION_LAYER)
+    except ValueError:
+        return default_augmenter(opts.seed), "default"
+    return layer, repr(keras.saving.serialize_keras_object(layer))
+
+
+def _loss_scale(model, opts) -> bool:
+    policy = opts.mixed_precision or model.dtype_policy.name
+    return policy == "mixed_float16"
+
+
+def _run(ctx, stages, report):
+    best, best_stage, best_weights = None, None, None
+    if ctx.checkpoint is not None:
+        saved = ctx.checkpoint.load_best()
+        if saved is not None:
+            best, best_stage, best_weights = saved
+    _warm_cache(ctx, [s for i, s in enumerate(stages)
+                      if ctx.checkpoint is None or ctx.checkpoint.finished(i) is None])
+    tie = "val_loss" if ctx.validation is not None else None
+    for index, stage in enumerate(stages):
+        done = ctx.checkpoint.finished(index) if ctx.checkpoint else None
+        if done is not None:
+            ctx.checkpoint.restore_stage(ctx.model, index)
+            report.stages.append(done)
+            continue
+        stage_report = run_stage(ctx, index, stage)
+        report.stages.append(stage_report)
+        report.num_examples = ctx.train.num_examples
+        if ctx.validation is None or is_better(stage_report.best, best, ctx.monitor, tie):
+            best, best_stage, best_weights = stage_report.best, index, ctx.model.get_weights()
+            if ctx.checkpoint is not None:
+                ctx.checkpoint.save_best(best_weights, best, index)
+        if ctx.checkpoint is not None:
+            ctx.checkpoint.finish_stage(ctx.model, index, stage_report)
+    if best_weights is not None and best_stage != len(stages) - 1:
+        ctx.model.set_weights(best_weights)
+    report.best, report.best_stage = dict(best or {}), best_stage
+
+
+def _warm_cache(ctx, stages):
+    """Fills the cache at the most upstream cut of the run, so later cuts derive from it."""
+    cuts = [ctx.cut_for(s.trainable_blocks)[0] for s in stages]
+    cuts = [c for c in cuts if c is not None]
+    if not cuts:
+        return
+    first = cuts[0]
+    for cut in cuts[1:]:
+        if cut.upstream_of(first):
+            first = cut
+    if first is not cuts[0]:
+        start = time.perf_counter()
+        ctx.cached(first)
+        ctx.warm_seconds = time.perf_counter() - start
+
+
+def _compile_for_evaluation(model, info, strategy):
+    """Compiles `model` with its task's loss and metrics for plain (integer) labels."""
+    metrics = {"multiclass": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+               "binary": [keras.metrics.BinaryAccuracy(name="accuracy")],
+               "multilabel": [keras.metrics.BinaryAccuracy(name="accuracy")],
+               "regression": [keras.metrics.MeanAbsoluteError(name="mae")]}[info.task]
+    loss = {"multiclass": "sparse_categorical_crossentropy", "binary": "binary_crossentropy",
+            "multilabel": "binary_crossentropy", "regression": "mse"}[info.task]
+    with strategy.scope():
+        model.compile(optimizer=keras.optimizers.Adam(), loss=loss, metrics=metrics)
+
+
+@contextlib.contextmanager
+def _dtype_policy(model, policy):
+    """Sets every layer's dtype policy to `policy` (not the head's output layer) for a while."""
+    if policy is None:
+        yield
+        return
+    output = get_head(model).output_layer
+    saved = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if layer is output or isinstance(layer, keras.layers.InputLayer):
+            continue
+        saved.append((layer, layer.dtype_policy))
+        layer.dtype_policy = policy
+    try:
+        yield
+    finally:
+        for layer, previous in saved:
+            layer.dtype_policy = previous
+
+
+__all__ = ["fit"]

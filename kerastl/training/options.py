@@ -1,0 +1,112 @@
+"""Validation of `kerastl.fit`'s arguments (one error form for every argument)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+
+from kerastl._validation import check_float, check_int, check_one_of
+from kerastl.training.recipes import RECIPES
+
+MIXED_PRECISION = (None, "float32", "mixed_float16", "mixed_bfloat16")
+DEFAULT_PATIENCE_CACHED = 10
+DEFAULT_PATIENCE = 5
+
+
+def _optional(check, name, value, **kwargs):
+    return None if value is None else check(name, value, **kwargs)
+
+
+def _bool(name, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class FitOptions:
+    """`kerastl.fit`'s keyword arguments, checked."""
+
+    recipe: str = "auto"
+    epochs: int | None = None
+    fine_tune_epochs: int | None = None
+    learning_rate: float | None = None
+    backbone_learning_rate: float | None = None
+    layer_decay: float | None = None
+    trainable_blocks: int | str | None = None
+    batch_size: int = 32
+    shuffle: bool = True
+    cache_features: bool = True
+    augment_passes: int = 0
+    cache_memory_limit: int = 0
+    label_smoothing: float = 0.1
+    weight_decay: float = 0.0
+    early_stopping: bool | int = True
+    checkpoint_dir: str | None = None
+    mixed_precision: str | None = None
+    jit_compile: bool | str = False
+    bn_training: bool = False
+    seed: int | None = None
+    verbose: int = 1
+
+    def patience(self, cached: bool) -> int | None:
+        """Early-stopping patience of a stage (None: no early stopping)."""
+        if self.early_stopping is False:
+            return None
+        if self.early_stopping is True:
+            return DEFAULT_PATIENCE_CACHED if cached else DEFAULT_PATIENCE
+        return self.early_stopping
+
+
+def check_options(**kw) -> FitOptions:
+    """Returns the checked `FitOptions`, or raises ValueError naming the bad argument."""
+    check_one_of("recipe", kw["recipe"], RECIPES)
+    for name in ("epochs", "fine_tune_epochs"):
+        _optional(check_int, name, kw[name], minimum=1)
+    for name in ("learning_rate", "backbone_learning_rate"):
+        _optional(check_float, name, kw[name], minimum=0.0, min_inclusive=False)
+    _optional(check_float, "layer_decay", kw["layer_decay"], minimum=0.0, maximum=1.0,
+              min_inclusive=False)
+    tb = kw["trainable_blocks"]
+    if tb is not None and tb != "all":
+        check_int("trainable_blocks", tb, minimum=0, extra=" or 'all'")
+    check_int("batch_size", kw["batch_size"], minimum=1)
+    for name in ("shuffle", "cache_features", "bn_training"):
+        _bool(name, kw[name])
+    augment = kw["augment_passes"]
+    augment = 0 if augment is None else check_int("augment_passes", augment, minimum=0, maximum=16)
+    check_int("cache_memory_limit", kw["cache_memory_limit"], minimum=0)
+    check_float("label_smoothing", kw["label_smoothing"], minimum=0.0, maximum=1.0,
+                max_inclusive=False)
+    check_float("weight_decay", kw["weight_decay"], minimum=0.0)
+    stop = kw["early_stopping"]
+    if not isinstance(stop, bool):
+        check_int("early_stopping", stop, minimum=1, extra=" (the patience), True or False")
+    folder = kw["checkpoint_dir"]
+    if folder is not None and not isinstance(folder, (str, os.PathLike)):
+        raise ValueError("`checkpoint_dir` must be a folder path or None. "
+                         f"Received: checkpoint_dir={kw['checkpoint_dir']!r}")
+    check_one_of("mixed_precision", kw["mixed_precision"], MIXED_PRECISION)
+    check_one_of("jit_compile", kw["jit_compile"], (False, True, "auto"))
+    _optional(check_int, "seed", kw["seed"], minimum=0)
+    check_int("verbose", kw["verbose"], minimum=0, maximum=2)
+    values = dict(kw, augment_passes=augment)
+    if values["checkpoint_dir"] is not None:
+        values["checkpoint_dir"] = os.fspath(values["checkpoint_dir"])
+    return FitOptions(**values)
+
+
+def check_callbacks(callbacks) -> list:
+    """Returns `callbacks` as a list of `keras.callbacks.Callback`."""
+    if callbacks is None:
+        return []
+    items = list(callbacks) if isinstance(callbacks, (list, tuple)) else None
+    if items is None or not all(isinstance(c, keras.callbacks.Callback) for c in items):
+        raise ValueError("`callbacks` must be a list of keras.callbacks.Callback. "
+                         f"Received: callbacks={callbacks!r}")
+    return items
+
+
+__all__ = ["FitOptions", "MIXED_PRECISION", "check_callbacks", "check_options"]

@@ -1,0 +1,182 @@
+"""Runs one `kerastl.training.Stage`: set the depth, pick the cache, compile, train."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import keras
+
+from kerastl import distribute
+from kerastl.freezing import apply_trainable_blocks
+from kerastl.model import get_backbone
+from kerastl.training import graph
+from kerastl.training.cache import FeatureCache
+from kerastl.training.callbacks import BestWeights
+from kerastl.training.checkpoint import Checkpoint, backup_callback
+from kerastl.training.inputs import Data, loss_and_metrics
+from kerastl.training.optim import make_optimizer
+from kerastl.training.options import FitOptions
+from kerastl.training.recipes import Stage
+from kerastl.training.report import StageReport
+
+AUGMENTATION_LAYER = "augmentation"
+
+
+def default_augmenter(seed=None) -> keras.Sequential:
+    """Flip + random zoom-in crop: the augmentation of cached passes when the model has none."""
+    return keras.Sequential([keras.layers.RandomFlip("horizontal", seed=seed),
+                             keras.layers.RandomZoom((-0.2, 0.0), seed=seed)],
+                            name="cache_augmentation")
+
+
+@dataclasses.dataclass
+class Context:
+    """Everything the stages of one `kerastl.fit` call share."""
+
+    model: keras.Model
+    blocks: list
+    task: str
+    num_outputs: int
+    train: Data
+    validation: Data | None
+    options: FitOptions
+    cache: FeatureCache | None
+    transform: object
+    val_transform: object
+    monitor: str
+    strategy: object
+    loss_scale: bool
+    callbacks: list
+    checkpoint: Checkpoint | None
+    augmenter: object = None
+    augmenter_key: str | None = None
+    warm_seconds: float = 0.0
+
+    def cut_for(self, depth: int):
+        """Returns ``(cut, note)``: where stage activations can be cached, or why not."""
+        if self.cache is None:
+            return None, None
+        if depth == 0:
+            return graph.pooled_cut(self.model), None
+        if depth >= len(self.blocks):
+            return None, "every block is trainable: nothing to cache"
+        cut = graph.prefix_cut(self.model, self.blocks, depth)
+        if cut is None:
+            return None, ("the frozen blocks do not end in a single tensor (or the backbone "
+                          "is not a functional model): training on images")
+        return cut, None
+
+    def cached(self, cut) -> tuple:
+        """Returns cached ``(train, validation)`` activations at `cut` (filling the cache)."""
+        opts = self.options
+        train = self.cache.get(self.model, self.train.dataset, cut, source=self.train.source,
+                               augment_passes=opts.augment_passes, augmenter=self.augmenter,
+                               augmenter_key=self.augmenter_key)
+        val = None
+        if self.validation is not None:
+            val = self.cache.get(self.model, self.validation.dataset, cut,
+                                 source=self.validation.source)
+        return train, val
+
+
+def _keras_verbose(verbose: int, cached: bool) -> int:
+    return 2 if verbose == 1 and cached else verbose
+
+
+def _prepare(ds, ctx: Context, *, training: bool):
+    return distribute.prepare_dataset(ds, ctx.strategy, training=training)
+
+
+def _datasets(ctx: Context, cut):
+    """Returns ``(train dataset, validation dataset, examples per epoch, mode)``."""
+    opts = ctx.options
+    if cut is None:
+        train = ctx.train.dataset.map(ctx.transform)
+        val = None if ctx.validation is None else ctx.validation.dataset.map(ctx.val_transform)
+        return train, val, ctx.train.num_examples, None
+    cached_train, cached_val = ctx.cached(cut)
+    ctx.train.num_examples = cached_train.num_examples
+    train = cached_train.dataset(batch_size=ctx.train.batch_size, shuffle=opts.shuffle,
+                                 seed=opts.seed).map(ctx.transform)
+    val = None
+    if cached_val is not None:
+        val = cached_val.dataset(batch_size=ctx.validation.batch_size,
+                                 shuffle=False).map(ctx.val_transform)
+    return train, val, cached_train.num_examples, "features" if cut.pooled else "prefix"
+
+
+def _train_model(ctx: Context, cut):
+    if cut is None:
+        return ctx.model
+    return graph.head_model(ctx.model) if cut.pooled else graph.suffix_model(ctx.model, cut)
+
+
+def _compile(ctx: Context, model, stage: Stage, steps: int):
+    loss, metrics, _ = loss_and_metrics(ctx.task, ctx.num_outputs,
+                                        label_smoothing=ctx.options.label_smoothing)
+    optimizer = make_optimizer(stage, ctx.blocks, steps_per_epoch=steps,
+                               weight_decay=ctx.options.weight_decay,
+                               mixed_float16=ctx.loss_scale)
+    options = distribute.compile_options(ctx.strategy)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                  jit_compile=ctx.options.jit_compile,
+                  steps_per_execution=options["steps_per_execution"])
+
+
+def run_stage(ctx: Context, index: int, stage: Stage) -> StageReport:
+    """Trains one stage and returns its report (the model is left at the stage's best)."""
+    opts = ctx.options
+    depth = stage.trainable_blocks
+    apply_trainable_blocks(get_backbone(ctx.model), ctx.blocks, depth,
+                           bn_training=opts.bn_training)
+    cut, note = ctx.cut_for(depth)
+    start = time.perf_counter()
+    train_ds, val_ds, n, mode = _datasets(ctx, cut)
+    cache_seconds = time.perf_counter() - start + ctx.warm_seconds
+    ctx.warm_seconds = 0.0
+    with distribute.scope(ctx.strategy):
+        model = _train_model(ctx, cut)
+        steps = (ctx.train.num_batches if mode is None
+                 else max(1, math.ceil(n / ctx.train.batch_size)))
+        _compile(ctx, model, stage, steps)
+    names = [b.name for b in ctx.blocks[len(ctx.blocks) - depth:]] if depth else []
+    report = StageReport(stage.name, depth, names, [v.path for v in model.trainable_weights],
+                         stage.epochs, learning_rate=stage.learning_rate,
+                         backbone_learning_rate=stage.backbone_learning_rate,
+                         layer_decay=stage.layer_decay, cached=mode, cache_note=note,
+                         cache_seconds=cache_seconds)
+    state_dir = ctx.checkpoint.stage_dir(index) if ctx.checkpoint else None
+    best = BestWeights(ctx.monitor, patience=opts.patience(mode is not None),
+                       tie_monitor="val_loss" if ctx.validation is not None else None,
+                       state_dir=state_dir)
+    backup = backup_callback(ctx.checkpoint, index)
+    callbacks = [best] + ctx.callbacks + ([backup] if backup else [])
+    if opts.verbose:
+        print(f"Stage {index + 1} {stage.name!r}: {depth}/{len(ctx.blocks)} blocks trainable, "
+              f"{stage.epochs} epochs, lr {stage.learning_rate:g}"
+              + (f", cached {mode} ({cache_seconds:.1f} s)" if mode else "")
+              + (f" [{note}]" if note and opts.verbose else ""))
+    start = time.perf_counter()
+    model.fit(_prepare(train_ds, ctx, training=True),
+              validation_data=None if val_ds is None else _prepare(val_ds, ctx, training=False),
+              epochs=stage.epochs, verbose=_keras_verbose(opts.verbose, mode is not None),
+              callbacks=callbacks, shuffle=False)  # the datasets shuffle themselves
+    report.train_seconds = time.perf_counter() - start
+    here = _epochs_here(model)
+    report.resumed = len(best.epochs) > here
+    report.epochs_run = len(best.epochs)
+    report.history, report.best_epoch, report.best = best.history, best.best_epoch, best.best_logs
+    report.stopped = best.stopped
+    seen = (n or 0) * here
+    report.images_per_second = seen / report.train_seconds if report.train_seconds else 0.0
+    return report
+
+
+def _epochs_here(model) -> int:
+    history = getattr(model, "history", None)
+    return len(getattr(history, "epoch", []) or [])
+
+
+__all__ = ["Context", "default_augmenter", "run_stage"]

@@ -1,0 +1,51 @@
+"""The real TF-Hub-format MobileNetV2 against the Keras Applications one, on flowers."""
+
+import numpy as np
+import pytest
+
+import kerastl
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def flowers(assets):
+    return kerastl.data.from_directory(assets / "datasets" / "flowers_kaggle_227",
+                                       image_size=224, batch_size=32, seed=0)
+
+
+def _accuracy(model, data):
+    probs = model.predict(data.validation, verbose=0)
+    labels = np.concatenate([y.numpy() for _, y in data.validation])
+    return float((probs.argmax(-1) == labels).mean())
+
+
+def test_hub_backbone_matches_keras_applications_accuracy(assets, keras_home, flowers):
+    handle = assets / "hub" / "mobilenet_v2_100_224_feature_vector"
+    scores = {}
+    for name in (f"hub:{handle}", "mobilenet_v2"):
+        model = kerastl.build(name, flowers.num_classes, input_shape=(224, 224, 3),
+                              class_names=flowers.class_names)
+        kerastl.fit(model, flowers.train, flowers.validation, recipe="feature_extraction",
+                    augment_passes=0, seed=0, verbose=0)
+        scores[name.split(":")[0]] = _accuracy(model, flowers)
+    assert scores["mobilenet_v2"] >= 0.85, scores
+    assert abs(scores["hub"] - scores["mobilenet_v2"]) <= 0.02, scores
+
+
+def test_trainable_hub_run_updates_hub_variables(assets, flowers):
+    handle = assets / "hub" / "mobilenet_v2_100_224_feature_vector"
+    model = kerastl.build(f"hub:{handle}", flowers.num_classes, input_shape=(224, 224, 3),
+                          trainable_blocks="all")
+    backbone = kerastl.get_backbone(model)
+    before = [w.numpy().copy() for w in backbone.trainable_weights]
+    frozen_before = [w.numpy().copy() for w in backbone.non_trainable_weights]
+    assert before and frozen_before
+    small = flowers.train.take(1)
+    kerastl.fit(model, small, recipe="fine_tune", epochs=1, learning_rate=1e-4,
+                cache_features=False, early_stopping=False, seed=0, verbose=0)
+    changed = sum(not np.array_equal(a, w.numpy())
+                  for a, w in zip(before, backbone.trainable_weights))
+    assert changed >= 0.9 * len(before)
+    for a, w in zip(frozen_before, backbone.non_trainable_weights):
+        np.testing.assert_array_equal(a, w.numpy())

@@ -1,0 +1,77 @@
+"""``kerastl train`` through the real entry point: run folder, config file, export, predict."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from kerastl.cli import main
+
+from .helpers import parse_json, run_kerastl
+
+
+def test_train_writes_the_run_folder(trained):
+    work, result = trained
+    run = work / "runs" / "tiny"
+    for name in ("model.keras", "config.json", "history.csv", "metrics.json", "report.md",
+                 "training_curves.png", "confusion_matrix.png", "export.json"):
+        assert (run / name).is_file(), name
+    for name in ("training_curves.png", "confusion_matrix.png"):
+        with Image.open(run / name) as image:
+            image.verify()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["class_names"] == ["cat", "dog", "fox"]
+    assert sum(map(sum, metrics["confusion_matrix"])) == 12  # the val/ images
+    assert set(metrics["per_class"]["dog"]) == {"precision", "recall", "f1", "support"}
+    assert result["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"])
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [r["stage"] for r in rows] == ["head"] * 3 + ["fine_tune"]
+    report = (run / "report.md").read_text()
+    for link in ("training_curves.png", "confusion_matrix.png", "metrics.json", "history.csv"):
+        assert f"]({link})" in report
+
+
+def test_flags_override_the_config_file(trained):
+    work, _ = trained
+    config = json.loads((work / "runs" / "tiny" / "config.json").read_text())
+    assert config["batch-size"] == 8  # the flag, not the file's 4
+    assert config["epochs"] == 3 and config["backbone"] == "mobilenet"  # from the file
+    assert config["image-size"] == 32 and config["quantize"] == ["int8"]
+    assert config["weights"] == "none"
+
+
+def test_export_and_predict_on_the_int8_tflite(trained, split_folder):
+    work, result = trained
+    tflite = work / "saved_models" / "tiny" / "1" / "model_int8.tflite"
+    assert tflite.is_file()
+    assert result["export"]["version"] == "1"
+    proc = run_kerastl("predict", tflite, split_folder / "val" / "fox", "--top-k", "2", "--json",
+                       cwd=work)
+    got = parse_json(proc)
+    assert got["format"] == "tflite" and len(got["predictions"]) == 4
+    for record in got["predictions"]:
+        scores = [p["score"] for p in record["top_k"]]
+        assert len(scores) == 2 and scores == sorted(scores, reverse=True)
+        assert all(0.0 <= s <= 1.0 for s in scores)
+        assert {p["label"] for p in record["top_k"]} <= {"cat", "dog", "fox"}
+
+
+def test_evaluate_the_saved_model_matches_the_run_report(trained, split_folder):
+    work, result = trained
+    out = CliRunner().invoke(main, ["evaluate", str(work / "runs" / "tiny" / "model.keras"),
+                                    str(split_folder), "--split", "validation", "--json"])
+    assert out.exit_code == 0, out.output
+    metrics = json.loads(out.stdout)
+    assert metrics["num_examples"] == 12
+    assert metrics["accuracy"] == pytest.approx(result["metrics"]["accuracy"])
+
+
+def test_existing_run_folder_is_refused(trained, split_folder):
+    work, _ = trained
+    out = CliRunner().invoke(main, ["train", str(split_folder), "--output",
+                                    str(work / "runs" / "tiny"), "--weights", "none"])
+    assert out.exit_code == 1 and "--overwrite" in out.stderr

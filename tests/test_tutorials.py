@@ -1,0 +1,84 @@
+"""The tutorial notebooks run top to bottom (nbclient) on the real photos, with tiny settings."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+
+import nbformat
+import pytest
+from harness import REPO
+
+TUTORIALS = REPO / "tutorials"
+NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
+# Small enough for all four notebooks to run in a few minutes on 2 CPU cores. Head epochs
+# on cached features are nearly free; tuning trials and fine-tuning epochs are not.
+TINY_SETTINGS = {"KERASTL_IMAGE_SIZE": "96", "KERASTL_EPOCHS": "10",
+                 "KERASTL_FINE_TUNE_EPOCHS": "1", "KERASTL_SMALL_PER_CLASS": "6",
+                 "KERASTL_PER_CLASS": "24", "KERASTL_VAL_PER_CLASS": "20",
+                 "KERASTL_TRIALS": "3", "KERASTL_DEPTHS": "0,2", "KERASTL_BATCH_SIZE": "32"}
+PER_NOTEBOOK = {"02_tuning_unfreeze_depth_and_learning_rates": {"KERASTL_EPOCHS": "2"},
+                "04_training_on_a_colab_tpu": {"KERASTL_EPOCHS": "5"}}
+# What each notebook must print (besides running without an error).
+EXPECTED = {
+    "01_feature_extraction_vs_fine_tuning": ["| **small dataset** |", "| edge maps | full"],
+    "02_tuning_unfreeze_depth_and_learning_rates": ["best setting:", "trainable_blocks="],
+    "03_export_savedmodel_and_int8_tflite": ["SavedModel agrees with Keras: True",
+                                             "int8 .tflite on 200 images"],
+    "04_training_on_a_colab_tpu": ["No TPU found: falling back to", "model.keras"],
+}
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("make_notebooks",
+                                                  TUTORIALS / "_make_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _text(nb) -> str:
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                parts.append(output.get("text", ""))
+            elif "data" in output:
+                parts.append(output["data"].get("text/markdown", ""))
+                parts.append(output["data"].get("text/plain", ""))
+    return "".join(parts)
+
+
+def test_notebooks_match_their_generator():
+    generator = _generator()
+    assert sorted(generator.NOTEBOOKS) == [p.name for p in NOTEBOOKS] and len(NOTEBOOKS) == 4
+    for name, cells in generator.NOTEBOOKS.items():
+        saved = nbformat.read(TUTORIALS / name, as_version=4)
+        nbformat.validate(saved)
+        expected = generator._notebook(cells)
+        assert [c.source for c in saved.cells] == [c.source for c in expected.cells]
+        assert all(not c.get("outputs") for c in saved.cells if c.cell_type == "code")
+        source = "\n".join(c.source for c in saved.cells)
+        assert 'os.environ.get("KERASTL_DATA", "tfds:tf_flowers")' in source
+        assert 'os.environ.get("KERASTL_EPOCHS"' in source
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs(path, assets, keras_home, tmp_path, monkeypatch):
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("KERASTL_DATA", str(assets / "datasets" / "flowers_kaggle_227"))
+    for key, value in {**TINY_SETTINGS, **PER_NOTEBOOK.get(path.stem, {})}.items():
+        monkeypatch.setenv(key, value)
+    nb = nbformat.read(path, as_version=4)
+    # "python3" is ipykernel's own kernel: jupyter_client runs it with this interpreter.
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = _text(nb)
+    for expected in EXPECTED[path.stem]:
+        assert expected in text, f"{expected!r} not in the output of {path.name}:\n{text[-3000:]}"
+    if path.stem.startswith("03"):
+        phone = float(re.search(r"int8 \.tflite on \d+ images: accuracy ([0-9.]+)", text)[1])
+        keras = float(re.search(r"\(Keras model: ([0-9.]+)\)", text)[1])
+        assert phone > 0.6 and abs(phone - keras) < 0.08

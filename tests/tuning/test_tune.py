@@ -1,0 +1,232 @@
+"""Tests of kerastl.tune on a tiny backbone (alpha=0.35 MobileNetV2, 32x32, random init).
+
+Trials are 1-2 epochs on 48 images; each search runs 3-4 trials.
+"""
+
+import functools
+import json
+
+import keras
+import pytest
+import tensorflow as tf
+
+import kerastl
+import kerastl.training
+from harness import separable_images
+from kerastl.tuning import SearchSpace, TuneResult, tune
+
+TINY = dict(input_shape=(32, 32, 3), weights=None, backbone_kwargs={"alpha": 0.35})
+BATCH = 16
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def data():
+    images, labels = separable_images(72, 3, seed=3)
+    train = tf.data.Dataset.from_tensor_slices((images[:48], labels[:48])).batch(BATCH)
+    val = tf.data.Dataset.from_tensor_slices((images[48:], labels[48:])).batch(BATCH)
+    return train, val
+
+
+def _batches_per_pass():
+    return 48 // BATCH + -(-24 // BATCH)  # 3 train + 2 validation batches
+
+
+@pytest.fixture(scope="module")
+def search(data, tmp_path_factory):
+    """Depth 0 and 2, two backbone learning rates: 2 frozen and 2 fine-tuned trials."""
+    train, val = data
+    space = SearchSpace(trainable_blocks=[0, 2], learning_rate=1e-2,
+                        backbone_learning_rate=[1e-4, 1e-3], dropout=0.1)
+    return tune(train, val, backbone="mobilenet_v2", num_classes=3, search_space=space,
+                algorithm="random", max_trials=4, max_epochs=2, seed=0, verbose=0,
+                refit=False, directory=tmp_path_factory.mktemp("tune"), **TINY)
+
+
+def test_every_setting_runs_once_with_its_cost(search):
+    assert isinstance(search, TuneResult)
+    assert [t["status"] for t in search.trials] == ["COMPLETED"] * 4
+    settings = {(t["hyperparameters"]["trainable_blocks"],
+                 t["hyperparameters"]["backbone_learning_rate"]) for t in search.trials}
+    assert settings == {(0, 1e-4), (0, 1e-3), (2, 1e-4), (2, 1e-3)}
+    for t in search.trials:
+        assert t["epochs"] == 2 and t["seconds"] > 0 and 0.0 <= t["score"] <= 1.0
+    assert search.best_score == max(t["score"] for t in search.trials)
+
+
+def test_unfreeze_depth_changes_trainable_parameters(search):
+    model = kerastl.build("mobilenet_v2", 3, **TINY)
+    head_only = kerastl.set_trainable_blocks(model, 0).trainable_params
+    two_blocks = kerastl.set_trainable_blocks(model, 2).trainable_params
+    assert head_only < two_blocks
+    for t in search.trials:
+        expected = head_only if t["hyperparameters"]["trainable_blocks"] == 0 else two_blocks
+        assert t["trainable_params"] == expected
+
+
+def test_frozen_trials_share_one_feature_cache(search):
+    # One image pass for the pooled features (all 4 trials train a head on them)
+    # and one for the frozen prefix below the top 2 blocks; without sharing the
+    # 4 trials would run 6 passes (1 + 1 + 2 + 2).
+    counters = search.feature_cache
+    assert counters["backbone_batches"] == 2 * _batches_per_pass()
+    assert counters["hits"] >= 4
+
+
+def test_two_stage_trials_share_the_head_warmup(search):
+    deep = [t for t in search.trials if t["hyperparameters"]["trainable_blocks"] == 2]
+    assert sorted(t["shared_head_warmup"] for t in deep) == [False, True]
+
+
+def test_best_model_holds_the_best_trial_weights(search, data):
+    model = search.best_model
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    _, accuracy = model.evaluate(data[1], verbose=0)
+    assert accuracy == pytest.approx(search.best_score, abs=1e-6)
+
+
+def test_summary_json_and_plot(search, tmp_path):
+    text = search.summary()
+    assert text.count("COMPLETED") == 4 and "trainable_blocks" in text
+    data = json.loads(search.to_json())
+    assert data["best_hyperparameters"] == search.best_hyperparameters
+    path = search.plot(tmp_path / "tune.png")
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    import matplotlib.image
+
+    assert matplotlib.image.imread(path).shape[2] in (3, 4)
+
+
+class _Counting:
+    """Counts kerastl.build calls; can make the n-th kerastl.fit call raise."""
+
+    def __init__(self, monkeypatch, *, fail_at=None, error=None):
+        self.builds, self.fits = 0, 0
+        self.fail_at, self.error = fail_at, error
+        real_build, real_fit = kerastl.model.build, kerastl.training.fit
+
+        @functools.wraps(real_build)
+        def build(*args, **kwargs):
+            self.builds += 1
+            return real_build(*args, **kwargs)
+
+        @functools.wraps(real_fit)
+        def fit(*args, **kwargs):
+            self.fits += 1
+            if self.fits == self.fail_at:
+                raise self.error
+            return real_fit(*args, **kwargs)
+
+        monkeypatch.setattr(kerastl.model, "build", build)
+        monkeypatch.setattr(kerastl.training, "fit", fit)
+
+
+@pytest.fixture(scope="module")
+def frozen_cache():
+    """One feature cache for the frozen searches below (same data, same seed)."""
+    return kerastl.training.FeatureCache()
+
+
+def _frozen_search(data, directory, cache, **kwargs):
+    space = SearchSpace(trainable_blocks=[0], learning_rate=(1e-3, 3e-2), dropout=0.0)
+    args = dict(max_epochs=3, seed=1, verbose=0, refit=False, project_name="frozen")
+    args.update(kwargs)
+    return tune(data[0], data[1], backbone="mobilenet_v2", num_classes=3, search_space=space,
+                directory=directory, cache_features=cache, **TINY, **args)
+
+
+def test_resume_never_redoes_finished_trials(data, tmp_path, monkeypatch, frozen_cache):
+    # Hyperband, max_epochs=3: three 1-epoch trials, then the best one continued to 3 epochs.
+    counter = _Counting(monkeypatch)
+    first = _frozen_search(data, tmp_path, frozen_cache, max_trials=2)
+    assert counter.builds == 2 and len(first.trials) == 2
+    done = {t["trial_id"]: t["seconds"] for t in first.trials}
+
+    # Interrupted in the next trial (Ctrl-C): the search stops there.
+    counter.fail_at, counter.error = counter.fits + 1, KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        _frozen_search(data, tmp_path, frozen_cache, max_trials=4)
+
+    counter.builds, counter.fail_at = 0, None
+    again = _frozen_search(data, tmp_path, frozen_cache, max_trials=4)
+    assert counter.builds == 2  # the interrupted trial and one new one
+    assert [t["status"] for t in again.trials] == ["COMPLETED"] * 4
+    assert {t["trial_id"]: t["seconds"] for t in again.trials[:2]} == done
+    last = again.trials[3]
+    assert last["continued_from"] in {t["trial_id"] for t in again.trials[:3]}
+    assert last["epochs"] == 2  # epochs 1..3 of the trial it continues
+
+
+def test_failing_trial_is_recorded_and_skipped_then_best_is_refit(data, tmp_path, monkeypatch,
+                                                                   frozen_cache, capsys):
+    error = tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+    counter = _Counting(monkeypatch, fail_at=1, error=error)
+    result = _frozen_search(data, tmp_path, frozen_cache, algorithm="random", max_trials=2,
+                            refit=True, verbose=1)
+    assert "Trial" in capsys.readouterr().out  # keras-tuner's trial log
+    assert [t["status"] for t in result.trials] == ["FAILED", "COMPLETED"]
+    failed = result.trials[0]
+    assert failed["error"].startswith("ResourceExhaustedError") and "OOM" in failed["error"]
+    assert failed["seconds"] is not None and failed["score"] is None
+    assert result.best_trial["trial_id"] == "1"
+    assert "trial 0 failed: ResourceExhaustedError" in result.summary()
+    # refit=True: the best setting rebuilt and trained for max_epochs with kerastl.fit.
+    assert counter.builds == 3
+    assert result.refit_metrics["seconds"] > 0
+    _, accuracy = result.best_model.evaluate(data[1], verbose=0)
+    assert accuracy == pytest.approx(result.refit_metrics["val_accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"algorithm": "grid"}, ValueError, "`algorithm` must be one of 'hyperband', 'bayesian'"),
+    ({"input_shap": (32, 32, 3)}, ValueError, "'input_shap' (did you mean 'input_shape'?)"),
+    ({"trainable_blocks": 2}, ValueError, "'trainable_blocks' (set by tune itself)"),
+    ({"fit_kwargs": {"lable_smoothing": 0.0}}, ValueError, "did you mean 'label_smoothing'"),
+    ({"search_space": SearchSpace(trainable_blocks=[0, 19])}, ValueError,
+     "between 0 and 18 or 'all'. Received: trainable_blocks=19"),
+    ({"search_space": {"learning_rate": -0.1}}, ValueError, "positive number"),
+    ({"max_epochs": 0}, ValueError, "`max_epochs` must be an integer >= 1"),
+    ({"backbone": "mobilenet_v9"}, ValueError, "Unknown backbone 'mobilenet_v9'"),
+    ({"validation_data": None}, ValueError, "needs `validation_data`"),
+])
+def test_bad_arguments_fail_before_any_trial(data, tmp_path, kwargs, error, message):
+    args = dict(backbone="mobilenet_v2", num_classes=3, directory=tmp_path, verbose=0)
+    args.update(kwargs)
+    validation = args.pop("validation_data", data[1])
+    with pytest.raises(error) as info:
+        tune(data[0], validation, **args)
+    assert message in str(info.value)
+    assert not list(tmp_path.glob("*/trial_*"))
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    from kerastl.tuning.tune import _project_config
+
+    config = {"backbone": "mobilenet_v2", "num_classes": 3, "algorithm": "random",
+              "objective": "val_accuracy", "max_epochs": 2, "build_seed": 5,
+              "search_space": SearchSpace(learning_rate=1e-2).to_dict(), "build_kwargs": {}}
+    assert _project_config(tmp_path / "p", config, overwrite=False) == config
+    # Resuming reads the saved build seed back.
+    assert _project_config(tmp_path / "p", dict(config, build_seed=9), overwrite=False) == config
+    other = dict(config, search_space=SearchSpace(learning_rate=1e-3).to_dict(), max_epochs=3)
+    with pytest.raises(ValueError, match="other settings \\(max_epochs, search_space\\)"):
+        _project_config(tmp_path / "p", other, overwrite=False)
+    assert _project_config(tmp_path / "p", other, overwrite=True) == other
+    saved = json.loads((tmp_path / "p" / "kerastl_project.json").read_text())
+    assert saved["max_epochs"] == 3
+
+
+def test_resume_check_ignores_layer_names(tmp_path):
+    from kerastl.tuning.tune import _project_config
+
+    def config():  # new layer objects get new auto names (random_flip, random_flip_1, ...)
+        return {"backbone": "mobilenet_v2", "build_seed": 1, "build_kwargs": {
+            "augmentation": [keras.layers.RandomFlip("horizontal")],
+            "head": kerastl.HeadConfig(dropout=0.3)}}
+
+    _project_config(tmp_path, config(), overwrite=False)
+    _project_config(tmp_path, config(), overwrite=False)
+    changed = config()
+    changed["build_kwargs"]["augmentation"] = [keras.layers.RandomFlip("vertical")]
+    with pytest.raises(ValueError, match="build_kwargs"):
+        _project_config(tmp_path, changed, overwrite=False)
