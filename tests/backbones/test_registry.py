@@ -24,9 +24,9 @@ def test_list_backbones_filters():
 
 def test_register_backbone_and_refuse_duplicates():
     spec = dataclasses.replace(kerastl.get_backbone_spec("mobilenet_v2"),
-                               name="test_small_mobilenet", kwargs={"alpha": 0.35})
+                               name="registered_tiny_net", kwargs={"alpha": 0.35})
     kerastl.register_backbone(spec)
-    assert kerastl.get_backbone_spec("test_small_mobilenet") is spec
+    assert kerastl.get_backbone_spec("registered_tiny_net") is spec
     with pytest.raises(ValueError, match="already registered"):
         kerastl.register_backbone(spec)
     with pytest.raises(TypeError):
