@@ -23,6 +23,8 @@ import warnings
 
 import click
 
+from kerastl.report.writer import json_default
+
 MAX_ERROR_LINES = 12
 EXIT_INTERRUPTED = 130
 # Exceptions whose message is written for users: shown without a hint to use --debug.
@@ -167,7 +169,7 @@ class Output:
     def result(self, data, text: str | None = None, *, quiet_text: str | None = None) -> None:
         """Prints the command's result: JSON `data`, or `text` (`quiet_text` when quiet)."""
         if self.json:
-            click.echo(json.dumps(data, indent=2, default=_json_default))
+            click.echo(json.dumps(data, indent=2, default=json_default))
         elif self.quiet:
             if quiet_text:
                 click.echo(quiet_text)
@@ -188,16 +190,6 @@ class Output:
         if self.quiet:
             return contextlib.nullcontext(iterable)
         return click.progressbar(iterable, label=label, length=length, file=sys.stderr)
-
-
-def _json_default(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    return str(value)
 
 
 def output_options(func):

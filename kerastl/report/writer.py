@@ -64,7 +64,8 @@ class RunReport:
         return "\n".join(lines)
 
 
-def _json_default(value):
+def json_default(value):
+    """`json.dumps` fallback for arrays, report objects, sets and tuples."""
     if hasattr(value, "tolist"):
         return value.tolist()
     if hasattr(value, "to_dict"):
@@ -75,7 +76,7 @@ def _json_default(value):
 
 
 def _write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(data, indent=2, default=json_default) + "\n", encoding="utf-8")
 
 
 def _versions() -> dict:
