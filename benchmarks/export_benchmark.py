@@ -25,11 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import seed_keras_home
 
 TARGETS = {  # artifact -> (max size ratio, max accuracy drop in points, min agreement)
     "model_int8.tflite": (0.27, 1.0, 0.97),
@@ -37,15 +38,6 @@ TARGETS = {  # artifact -> (max size ratio, max accuracy drop in points, min agr
     "model_dynamic.tflite": (None, 0.5, None),
 }
 INT8_MAX_LATENCY_RATIO = 0.6
-
-
-def _seed_keras_home(assets: Path) -> None:
-    if os.environ.get("KERAS_HOME"):
-        return
-    home = tempfile.mkdtemp(prefix="kerastl_bench_keras_home_")
-    subprocess.run(["bash", str(assets / "seed_keras_home.sh"), home], check=True,
-                   capture_output=True)
-    os.environ["KERAS_HOME"] = home
 
 
 def _load_split(folder: Path, size: int, *, shuffle: bool):
@@ -147,7 +139,7 @@ def main(argv=None) -> int:
     if not args.assets:
         parser.error("set KERASTL_ASSETS or pass --assets")
     assets = Path(args.assets)
-    _seed_keras_home(assets)
+    seed_keras_home(assets)
 
     import kerastl  # after KERAS_HOME is set
     import kerastl.export  # noqa: F401 (until kerastl/__init__.py re-exports it)

@@ -33,9 +33,10 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _common import seed_keras_home
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"cats_and_dogs_filtered": ("train", "validation"),
@@ -46,15 +47,6 @@ SEED = 0
 
 def _assets() -> Path:
     return Path(os.environ.get("KERASTL_ASSETS", REPO.parent / "shared" / "assets")).resolve()
-
-
-def _seed_keras_home() -> None:
-    if os.environ.get("KERAS_HOME"):
-        return
-    home = tempfile.mkdtemp(prefix="kerastl_bench_keras_home_")
-    subprocess.run(["bash", str(_assets() / "seed_keras_home.sh"), home], check=True,
-                   capture_output=True)
-    os.environ["KERAS_HOME"] = home
 
 
 def _peak_rss_mib() -> float:
@@ -147,7 +139,7 @@ def run_kerastl(dataset: str, size: int, recipe_kwargs: dict) -> dict:
 
 def single(run: str, dataset: str, size: int) -> dict:
     """Runs one (run, dataset) pair in this process and returns its JSON record."""
-    _seed_keras_home()
+    seed_keras_home(_assets())
     load_before = os.getloadavg()
     if run == "baseline":
         result = run_baseline(dataset, size)

@@ -34,24 +34,16 @@ import json
 import math
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import seed_keras_home
+
 DEPTHS = (0, 2, 4, "all")
 LEARNING_RATES = (1e-3, 3e-3, 1e-2)
 ALL = -1  # "all" as a keras-tuner Choice value
-
-
-def _seed_keras_home(assets: Path) -> None:
-    if os.environ.get("KERAS_HOME"):
-        return
-    home = tempfile.mkdtemp(prefix="kerastl_bench_keras_home_")
-    subprocess.run(["bash", str(assets / "seed_keras_home.sh"), home], check=True,
-                   capture_output=True)
-    os.environ["KERAS_HOME"] = home
 
 
 def _load(assets: Path, size: int, train_batches: int | None):
@@ -266,7 +258,7 @@ def main(argv=None) -> int:
     if not args.assets:
         parser.error("set KERASTL_ASSETS or pass --assets")
     assets = Path(args.assets).resolve()
-    _seed_keras_home(assets)
+    seed_keras_home(assets)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     train, val, num_classes = _load(assets, args.image_size, args.train_batches)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import keras
-
 from kerastl._validation import check_keys
 from kerastl.backbones.spec import BackboneSpec
 

@@ -134,6 +134,28 @@ def set_seed(seed) -> None:
         keras.utils.set_random_seed(int(seed))
 
 
+def prepare_run(kerastl, params: dict, out, *, data_spec: str, backbone: str):
+    """Resolves the image size, seeds, picks the strategy and loads DATA for a run.
+
+    Returns:
+        ``(image_size, strategy, data)``; `data` is a `kerastl.data.ImageData`
+        with ``train`` and ``validation``.
+    """
+    from kerastl.cli.loading import load_training_data
+
+    size = resolve_image_size(kerastl, backbone, params["image_size"])
+    set_seed(params["seed"])
+    strategy = get_strategy(kerastl, params["strategy"], out)
+    out.status(f"Loading {data_spec} at {size}x{size} ...")
+    with out.working():
+        data = load_training_data(kerastl, data_spec, image_size=size,
+                                  batch_size=params["batch_size"],
+                                  validation_split=params["validation_split"],
+                                  seed=params["seed"], download=params["download"])
+    out.status(str(data))
+    return size, strategy, data
+
+
 def export_model(kerastl, model, directory, *, quantize, data, out):
     """Exports `model` with `kerastl.export`; int8 is calibrated on ``data.train``."""
     eval_split = data.test if data.test is not None else data.validation

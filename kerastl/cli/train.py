@@ -9,7 +9,7 @@ import click
 from kerastl.cli import options as opts
 from kerastl.cli.common import Output, import_kerastl, output_options, report_module
 from kerastl.cli.config import BlocksType, config_option
-from kerastl.cli.loading import check_data_spec, load_training_data
+from kerastl.cli.loading import check_data_spec
 
 RECIPES = ("auto", "feature_extraction", "fine_tune", "two_stage", "progressive")
 MODEL_FILE = "model.keras"
@@ -43,16 +43,8 @@ def train_run(params: dict, out: Output) -> dict:
     opts.check_backbone(kerastl, params["backbone"])
     run_dir = opts.run_folder(params["output"], data=data_spec, backbone=params["backbone"],
                               overwrite=params["overwrite"])
-    size = opts.resolve_image_size(kerastl, params["backbone"], params["image_size"])
-    opts.set_seed(params["seed"])
-    strategy = opts.get_strategy(kerastl, params["strategy"], out)
-    out.status(f"Loading {data_spec} at {size}x{size} ...")
-    with out.working():
-        data = load_training_data(kerastl, data_spec, image_size=size,
-                                  batch_size=params["batch_size"],
-                                  validation_split=params["validation_split"],
-                                  seed=params["seed"], download=params["download"])
-    out.status(str(data))
+    size, strategy, data = opts.prepare_run(kerastl, params, out, data_spec=data_spec,
+                                            backbone=params["backbone"])
     head = None if params["dropout"] is None else {"dropout": params["dropout"]}
     model = kerastl.build(params["backbone"], num_classes=data.num_classes,
                           class_names=data.class_names, input_shape=(size, size, 3),

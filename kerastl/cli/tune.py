@@ -10,7 +10,7 @@ import click
 from kerastl.cli import options as opts
 from kerastl.cli.common import Output, import_kerastl, output_options, report_module
 from kerastl.cli.config import CommaList, JsonDict, config_option
-from kerastl.cli.loading import check_data_spec, load_training_data
+from kerastl.cli.loading import check_data_spec
 
 ALGORITHMS = ("hyperband", "bayesian", "random")
 TUNE_RECIPES = ("feature_extraction", "fine_tune", "two_stage", "progressive")
@@ -102,16 +102,8 @@ def tune_run(params: dict, out: Output) -> dict:
     space = search_space(kerastl, backbone, params)
     run_dir = opts.run_folder(params["output"], data=data_spec, backbone=backbone,
                               overwrite=params["overwrite"])
-    size = opts.resolve_image_size(kerastl, backbone, params["image_size"])
-    opts.set_seed(params["seed"])
-    strategy = opts.get_strategy(kerastl, params["strategy"], out)
-    out.status(f"Loading {data_spec} at {size}x{size} ...")
-    with out.working():
-        data = load_training_data(kerastl, data_spec, image_size=size,
-                                  batch_size=params["batch_size"],
-                                  validation_split=params["validation_split"],
-                                  seed=params["seed"], download=params["download"])
-    out.status(str(data))
+    size, strategy, data = opts.prepare_run(kerastl, params, out, data_spec=data_spec,
+                                            backbone=backbone)
     tuner_dir = params["tuner_dir"] or str(run_dir / "tuner")
     out.status(f"Searching ({params['algorithm']}) ...")
     with out.working():

@@ -16,13 +16,13 @@ Example:
 
 from kerastl.training.cache import DEFAULT_MEMORY_LIMIT, CachedData, FeatureCache
 from kerastl.training.callbacks import BestWeights
-from kerastl.training.fit import fit
+from kerastl.training.fit import compile_for_evaluation, fit
 from kerastl.training.optim import ScaledAdamW, block_multipliers, warmup_cosine
 from kerastl.training.recipes import RECIPES, Stage, plan_stages, resolve_recipe
 from kerastl.training.report import FitReport, StageReport
 
 __all__ = [
     "BestWeights", "CachedData", "DEFAULT_MEMORY_LIMIT", "FeatureCache", "FitReport", "RECIPES",
-    "ScaledAdamW", "Stage", "StageReport", "block_multipliers", "fit", "plan_stages",
-    "resolve_recipe", "warmup_cosine",
+    "ScaledAdamW", "Stage", "StageReport", "block_multipliers", "compile_for_evaluation", "fit",
+    "plan_stages", "resolve_recipe", "warmup_cosine",
 ]

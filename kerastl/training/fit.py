@@ -289,6 +289,24 @@ def _warm_cache(ctx, stages):
         ctx.warm_seconds = time.perf_counter() - start
 
 
+def compile_for_evaluation(model, *, strategy=None):
+    """Compiles a kerastl model with its task's loss and metrics, as `kerastl.fit` leaves it.
+
+    Args:
+        model: A model from `kerastl.build`.
+        strategy: The `tf.distribute.Strategy` to compile in (default: the model's).
+
+    Returns:
+        The model, compiled for plain (integer) labels: ``model.evaluate(data.validation)``
+        reports its loss and ``accuracy`` (``mae`` for regression).
+
+    Example:
+        >>> kerastl.training.compile_for_evaluation(model).evaluate(data.validation)
+    """
+    _compile_for_evaluation(model, model_info(model), strategy or model.distribute_strategy)
+    return model
+
+
 def _compile_for_evaluation(model, info, strategy):
     """Compiles `model` with its task's loss and metrics for plain (integer) labels."""
     metrics = {"multiclass": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
@@ -321,4 +339,4 @@ def _dtype_policy(model, policy):
             layer.dtype_policy = previous
 
 
-__all__ = ["fit"]
+__all__ = ["compile_for_evaluation", "fit"]

@@ -105,7 +105,7 @@ def _depth(trainable_blocks, num_blocks: int) -> int:
     return int(trainable_blocks)
 
 
-def _groups(depth: int) -> list[int]:
+def progressive_depths(depth: int) -> list[int]:
     """Unfreeze depths of the progressive stages: about thirds of `depth`."""
     count = min(PROGRESSIVE_GROUPS, depth)
     depths = sorted({max(1, round(depth * (i + 1) / count)) for i in range(count)})
@@ -162,7 +162,7 @@ def plan_stages(recipe: str, *, num_blocks: int, head_cached: bool, epochs=None,
     if recipe == "two_stage":
         return [head, tuned("fine_tune", depth, ft_epochs, fine_lr, backbone_learning_rate)]
     return [head] + [tuned(f"unfreeze_{d}", d, ft_epochs, fine_lr, backbone_learning_rate)
-                     for d in _groups(depth)]
+                     for d in progressive_depths(depth)]
 
 
 __all__ = ["RECIPES", "Stage", "plan_stages", "resolve_recipe"]

@@ -1,18 +1,26 @@
 """`TransferHyperModel`: a `keras_tuner.HyperModel` over `kerastl.build` + `kerastl.fit`.
 
-A trial's epoch budget is cut into `kerastl.fit` calls (`plan_stages`) that
-follow `kerastl.fit`'s recipes:
+A trial is `kerastl.fit`'s recipe cut into `kerastl.fit` calls (`plan_stages`):
 
-* depth 0 or ``recipe="feature_extraction"``: the head trains for all epochs
-  (on the shared cache of frozen features);
-* ``"fine_tune"``: one call, blocks and head trained together;
-* ``"two_stage"``: a head warm-up (``ceil(epochs / 2)`` epochs) then the top
-  blocks unfrozen for the rest; ``"progressive"`` unfreezes in up to three
-  growing steps after the same warm-up. A warm-up depends only on the head
-  learning rate, the dropout and its length, so trials that share those
-  reuse one (its head weights and scores are kept);
+* the head warm-up: the head trained on the frozen backbone (on cached
+  features) for `kerastl.fit`'s default head epochs, with early stopping.
+  It depends only on the head learning rate and the dropout, costs seconds
+  on cached features, and is trained once and shared by every trial with
+  those values (its head weights and scores are kept). Depth-0 and
+  ``"feature_extraction"`` trials are the warm-up alone;
+* ``"two_stage"``: then the top blocks unfrozen for the trial's epoch budget
+  (``tuner/epochs``); ``"progressive"`` splits the budget into up to three
+  growing depths; ``"fine_tune"`` trains blocks and head together from the
+  start, without a warm-up;
 * a Hyperband continuation (``tuner/initial_epoch > 0``, weights loaded from
   the earlier trial) trains only the fine-tuning stage for the extra epochs.
+
+So a trial's epoch budget counts the expensive epochs only: those that run
+the unfrozen blocks. A fine-tuning stage that scores clearly worse than the
+warm-up it started from (more than `PRUNE_TOLERANCE`, relative) is stopped
+at the end of that epoch: too high a rate is wrecking the pretrained
+features, and more epochs of it are wasted (the trial keeps its best
+weights, usually the warm-up's).
 """
 
 from __future__ import annotations
@@ -26,15 +34,13 @@ import keras_tuner
 from kerastl import model as model_lib
 from kerastl.freezing import ALL
 from kerastl.heads import HeadConfig
+from kerastl.training.recipes import (FINE_TUNE_LR_FACTOR, HEAD_LEARNING_RATE,
+                                      progressive_depths)
 from kerastl.tuning.space import SearchSpace
 
 FEATURE_EXTRACTION = "feature_extraction"
 FINE_TUNE = "fine_tune"
-# kerastl.fit's defaults (kerastl.training.recipes), repeated so that planning
-# a trial needs no TensorFlow import.
-HEAD_LEARNING_RATE = 1e-3
-FINE_TUNE_LR_FACTOR = 0.1
-PROGRESSIVE_GROUPS = 3
+PRUNE_TOLERANCE = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,22 +49,22 @@ class TrialStage:
 
     Attributes:
         recipe: ``"feature_extraction"`` (head only) or ``"fine_tune"``.
-        epochs: Epochs of the call.
+        epochs: Epochs of the call (None: the shared head warm-up, `kerastl.fit`'s
+            default head epochs).
         trainable_blocks: Unfreeze depth (0 for the head only).
         learning_rate: Head learning rate.
         backbone_learning_rate: Rate of the top backbone block (None: `kerastl.fit`'s).
     """
 
     recipe: str
-    epochs: int
+    epochs: int | None
     trainable_blocks: int | str
     learning_rate: float
     backbone_learning_rate: float | None = None
 
-
-def _groups(depth: int) -> list[int]:
-    count = min(PROGRESSIVE_GROUPS, depth)
-    return sorted({max(1, round(depth * (i + 1) / count)) for i in range(count)})
+    @property
+    def is_warmup(self) -> bool:
+        return self.recipe == FEATURE_EXTRACTION and self.epochs is None
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -68,13 +74,14 @@ def _split(total: int, parts: int) -> list[int]:
 def plan_stages(recipe: str, depth, epochs: int, initial_epoch: int = 0, *,
                 learning_rate=None, backbone_learning_rate=None,
                 num_blocks: int | None = None) -> list[TrialStage]:
-    """Returns the `kerastl.fit` calls of one trial, with its epoch budget split.
+    """Returns the `kerastl.fit` calls of one trial.
 
     The stages and rates are those of `kerastl.fit`'s recipes (the second
-    stage of ``"two_stage"``/``"progressive"`` trains the head at 0.1x the
-    warm-up rate, and the blocks at `backbone_learning_rate` or that rate), cut
-    into calls so a warm-up can be shared and a Hyperband continuation can
-    run the second stage only.
+    stage of ``"two_stage"``/``"progressive"`` trains the head at
+    `kerastl.training.recipes.FINE_TUNE_LR_FACTOR` times the warm-up rate, and
+    the blocks at `backbone_learning_rate` or that rate). The epoch budget
+    goes to the fine-tuning stages; the head warm-up (``epochs=None``) is
+    shared between trials and not counted.
 
     Args:
         recipe: The trial's recipe.
@@ -90,33 +97,60 @@ def plan_stages(recipe: str, depth, epochs: int, initial_epoch: int = 0, *,
 
     Example:
         >>> [(s.recipe, s.epochs) for s in plan_stages("two_stage", 4, 5)]
-        [('feature_extraction', 3), ('fine_tune', 2)]
+        [('feature_extraction', None), ('fine_tune', 5)]
     """
     extra = epochs - initial_epoch
     lr = HEAD_LEARNING_RATE if learning_rate is None else learning_rate
+    warmup = TrialStage(FEATURE_EXTRACTION, None, 0, lr)
+    if depth == 0 or recipe == FEATURE_EXTRACTION:
+        return [warmup]
     if extra <= 0:
         return []
-    if depth == 0 or recipe == FEATURE_EXTRACTION:
-        return [TrialStage(FEATURE_EXTRACTION, extra, 0, lr)]
     if recipe == FINE_TUNE:
         return [TrialStage(FINE_TUNE, extra, depth, lr, backbone_learning_rate)]
     late_lr = lr * FINE_TUNE_LR_FACTOR
     late_bb = late_lr if backbone_learning_rate is None else backbone_learning_rate
-    if initial_epoch > 0:
-        return [TrialStage(FINE_TUNE, extra, depth, late_lr, late_bb)]
-    head = math.ceil(extra / 2)
-    stages = [TrialStage(FEATURE_EXTRACTION, head, 0, lr)]
-    rest = extra - head
-    if rest == 0:
-        return stages
-    if recipe == "two_stage":
-        return stages + [TrialStage(FINE_TUNE, rest, depth, late_lr, late_bb)]
+    if recipe == "two_stage" or initial_epoch > 0:
+        stages = [] if initial_epoch > 0 else [warmup]
+        return stages + [TrialStage(FINE_TUNE, extra, depth, late_lr, late_bb)]
     full = num_blocks if depth == ALL else depth
     if full is None:
         raise ValueError("`num_blocks` is needed to plan a progressive trial with depth 'all'.")
-    groups = _groups(int(full))[-rest:]
-    return stages + [TrialStage(FINE_TUNE, n, d, late_lr, late_bb)
-                     for d, n in zip(groups, _split(rest, len(groups)))]
+    groups = progressive_depths(int(full))[-extra:]
+    return [warmup] + [TrialStage(FINE_TUNE, n, d, late_lr, late_bb)
+                       for d, n in zip(groups, _split(extra, len(groups)))]
+
+
+class PruneWorseThanWarmup(keras.callbacks.Callback):
+    """Stops a fine-tuning stage whose score falls clearly below its starting point.
+
+    Args:
+        monitor: The objective's metric name (``"val_accuracy"``, ``"val_loss"``, ...).
+        reference: The warm-up's score on `monitor`.
+        direction: ``"max"`` or ``"min"``.
+        tolerance: Relative shortfall that stops training (0.1: 10% worse).
+    """
+
+    def __init__(self, monitor: str, reference: float, *, direction: str = "max",
+                 tolerance: float = PRUNE_TOLERANCE):
+        super().__init__()
+        self.monitor, self.reference = monitor, float(reference)
+        self.direction, self.tolerance = direction, float(tolerance)
+        self.pruned_at: int | None = None
+
+    def _worse(self, value: float) -> bool:
+        margin = self.tolerance * abs(self.reference)
+        if self.direction == "max":
+            return value < self.reference - margin
+        return value > self.reference + margin
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(self.reference):
+            return
+        if not math.isfinite(float(value)) or self._worse(float(value)):
+            self.pruned_at = epoch
+            self.model.stop_training = True
 
 
 def _trainable_params(model) -> int:
@@ -140,28 +174,24 @@ class TransferHyperModel(keras_tuner.HyperModel):
         strategy: A `tf.distribute.Strategy` for `kerastl.fit`, or None.
         seed: Seed passed to `kerastl.fit`.
         verbose: Verbosity passed to `kerastl.fit`.
-        share_warmup: Reuse two-stage head warm-ups between trials.
+        share_warmup: Reuse head warm-ups between trials.
+        warmup_epochs: Epochs of a head warm-up (None: `kerastl.fit`'s default).
+        prune: Stop fine-tuning stages that fall clearly below their warm-up.
         num_blocks: The backbone's block count.
     """
 
     def __init__(self, *, backbone, num_classes, space: SearchSpace, build_kwargs=None,
                  fit_kwargs=None, objective="val_accuracy", direction="max", build_seed=0,
                  feature_cache=None, strategy=None, seed=None, verbose=0, share_warmup=True,
-                 num_blocks=None):
+                 warmup_epochs=None, prune=True, num_blocks=None):
         super().__init__(name="kerastl")
-        self.backbone = backbone
-        self.num_classes = num_classes
-        self.space = space
+        self.backbone, self.num_classes, self.space = backbone, num_classes, space
         self.build_kwargs = dict(build_kwargs or {})
         self.fit_kwargs = dict(fit_kwargs or {})
-        self.objective = objective
-        self.direction = direction
-        self.build_seed = build_seed
-        self.feature_cache = feature_cache
-        self.strategy = strategy
-        self.seed = seed
-        self.verbose = verbose
-        self.share_warmup = share_warmup
+        self.objective, self.direction = objective, direction
+        self.build_seed, self.seed, self.verbose = build_seed, seed, verbose
+        self.feature_cache, self.strategy = feature_cache, strategy
+        self.share_warmup, self.warmup_epochs, self.prune = share_warmup, warmup_epochs, prune
         self.num_blocks = num_blocks
         self.builds = 0
         self.last_trial_info: dict = {}
@@ -194,8 +224,11 @@ class TransferHyperModel(keras_tuner.HyperModel):
         return model
 
     def fit(self, hp, model, train, validation_data=None, *, epochs, initial_epoch=0,
-            callbacks=None):
+            callbacks=None, prune=None):
         """Trains the trial's model for epochs ``initial_epoch..epochs`` with `kerastl.fit`.
+
+        Args:
+            prune: Override the hypermodel's `prune` setting (the refit does not prune).
 
         Returns:
             A dict of the best validation metrics (it holds the objective); the
@@ -207,26 +240,32 @@ class TransferHyperModel(keras_tuner.HyperModel):
                              learning_rate=values.get("learning_rate"),
                              backbone_learning_rate=values.get("backbone_learning_rate"),
                              num_blocks=self.num_blocks)
-        info = {"epochs": sum(s.epochs for s in stages), "shared_head_warmup": False,
+        prune = self.prune if prune is None else prune
+        info = {"epochs": 0, "warmup_epochs": 0, "shared_head_warmup": False, "pruned": False,
                 "stages": [dataclasses.asdict(s) for s in stages]}
         self.last_trial_info = info
         best, snapshot = None, None
         for index, stage in enumerate(stages):
-            warmup, last = index == 0 and len(stages) > 1, index == len(stages) - 1
-            key = (stage.learning_rate, values.get("dropout"), stage.epochs)
-            metrics = self._take_warmup(key, model) if warmup else None
-            if metrics is not None:
-                info["shared_head_warmup"] = True
+            last = index == len(stages) - 1
+            if stage.is_warmup:
+                metrics = self._warmup(model, train, validation_data, stage,
+                                       values.get("dropout"), callbacks, info)
             else:
-                metrics = self._fit_stage(model, train, validation_data, stage,
-                                          values.get("layer_decay"), callbacks)
-                if warmup and self.share_warmup:
-                    weights = [w.copy() for w in model_lib.get_head(model).get_weights()]
-                    self._warmups[key] = (weights, dict(metrics))
+                pruner = (PruneWorseThanWarmup(self.objective, best[self.objective],
+                                               direction=self.direction)
+                          if prune and best and self.objective in best else None)
+                metrics, ran = self._fit_stage(model, train, validation_data, stage,
+                                               values.get("layer_decay"),
+                                               list(callbacks or []) + ([pruner] if pruner else []))
+                info["epochs"] += ran
+                if pruner is not None and pruner.pruned_at is not None:
+                    info["pruned"] = True
             if best is None or self._better(metrics, best):
                 best, snapshot = metrics, (None if last else model.get_weights())
             elif last and snapshot is not None:
                 model.set_weights(snapshot)  # an earlier stage scored better: keep its weights
+            if info["pruned"]:
+                break
         info["trainable_params"] = _trainable_params(model)
         return dict(best or {})
 
@@ -238,16 +277,29 @@ class TransferHyperModel(keras_tuner.HyperModel):
             return True
         return a > b if self.direction == "max" else a < b
 
-    def _take_warmup(self, key, model):
-        """Loads a kept warm-up's head weights into `model`; returns its metrics or None."""
+    def _warmup(self, model, train, validation_data, stage, dropout, callbacks, info) -> dict:
+        """Trains the head (or loads a kept warm-up with the same rate and dropout)."""
+        key = (stage.learning_rate, dropout)
         kept = self._warmups.get(key) if self.share_warmup else None
-        if kept is None:
-            return None
-        model_lib.get_head(model).set_weights(kept[0])
-        return dict(kept[1])
+        if kept is not None:
+            from kerastl.training import compile_for_evaluation
+
+            model_lib.get_head(model).set_weights(kept[0])
+            info["shared_head_warmup"] = True
+            if not getattr(model, "compiled", False):  # no kerastl.fit has compiled it yet
+                compile_for_evaluation(model, strategy=self.strategy)
+            return dict(kept[1])
+        stage = dataclasses.replace(stage, epochs=self.warmup_epochs)
+        metrics, ran = self._fit_stage(model, train, validation_data, stage, None, callbacks)
+        info["warmup_epochs"] = ran
+        if self.share_warmup:
+            weights = [w.copy() for w in model_lib.get_head(model).get_weights()]
+            self._warmups[key] = (weights, dict(metrics))
+        return metrics
 
     def _fit_stage(self, model, train, validation_data, stage: TrialStage, layer_decay,
-                   callbacks):
+                   callbacks) -> tuple[dict, int]:
+        """Runs one `kerastl.fit` call; returns its best metrics and the epochs it ran."""
         from kerastl import training
 
         kwargs = dict(self.fit_kwargs)
@@ -266,7 +318,7 @@ class TransferHyperModel(keras_tuner.HyperModel):
         report = training.fit(model, train, validation_data, recipe=stage.recipe,
                               epochs=stage.epochs, learning_rate=stage.learning_rate,
                               seed=self.seed, verbose=self.verbose, **kwargs)
-        return best_metrics(report)
+        return best_metrics(report), sum(s.epochs_run for s in report.stages)
 
 
 def best_metrics(report) -> dict:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from kerastl.freezing import ALL
 
-TRIAL_COLUMNS = ("trial_id", "status", "score", "epochs", "seconds", "trainable_blocks",
-                 "learning_rate", "backbone_learning_rate", "dropout", "recipe")
+TRIAL_COLUMNS = ("trial_id", "status", "score", "epochs", "pruned", "seconds",
+                 "trainable_blocks", "learning_rate", "backbone_learning_rate", "dropout",
+                 "recipe")
 
 
 def _fmt(value) -> str:

@@ -140,6 +140,7 @@ def _trials_table(tuner, space_decode) -> list[dict]:
             "continued_from": values.get("tuner/trial_id"),
             "trainable_params": record.get("trainable_params"),
             "shared_head_warmup": record.get("shared_head_warmup"),
+            "warmup_epochs": record.get("warmup_epochs"), "pruned": record.get("pruned"),
             "error": error if trial.status != "COMPLETED" else None,
         })
     return rows
@@ -152,17 +153,22 @@ def _cache_counters(cache) -> dict | None:
 
 
 def tune(train, validation_data=None, *, backbone, num_classes=None, search_space=None,
-         algorithm="hyperband", max_trials=None, max_epochs=10, objective="val_accuracy",
+         algorithm="hyperband", max_trials=None, max_epochs=6, objective="val_accuracy",
          directory="kerastl_tune", project_name=None, overwrite=False, strategy=None, seed=None,
          verbose=1, refit=True, hyperband_factor=3, max_consecutive_failed_trials=3,
-         cache_features=True, share_warmup=True, fit_kwargs=None, **build_kwargs) -> TuneResult:
+         cache_features=True, share_warmup=True, warmup_epochs=None, prune=True,
+         fit_kwargs=None, **build_kwargs) -> TuneResult:
     """Searches unfreeze depth, learning rates, dropout and recipe with keras-tuner.
 
     Each trial builds a model with `kerastl.build` and trains it with
-    `kerastl.fit`. Trials are cheap where they can be: trials that keep the
-    backbone frozen share one cache of backbone features, two-stage trials with
-    the same head learning rate and dropout share one head warm-up, and
-    Hyperband stops poor settings early. Every trial's wall time is recorded.
+    `kerastl.fit`'s recipe. Trials are cheap where they can be: all trials
+    share one cache of backbone features (and of the frozen part below each
+    unfreeze depth); the head warm-up on those features is trained once per
+    head learning rate and dropout and shared by every trial with those
+    values; the epoch budget goes to the fine-tuning epochs only (those that
+    run the unfrozen blocks); a fine-tuning stage that scores clearly worse
+    than its warm-up is stopped (`prune`); and Hyperband stops poor settings
+    early. Every trial's wall time is recorded.
     Rerunning with the same `directory`/`project_name` resumes the search
     (finished trials are never redone); a trial that raises (out of memory,
     ...) is recorded as ``"FAILED"`` with its error and the search goes on.
@@ -183,7 +189,8 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
         algorithm: ``"hyperband"``, ``"bayesian"`` (needs scikit-learn) or ``"random"``.
         max_trials: Cap on the number of trials (Hyperband counts each round's
             continuation as a trial). Default: one Hyperband iteration, or 10.
-        max_epochs: Epochs of each trial (Hyperband: of its longest trials).
+        max_epochs: Fine-tuning epochs of each trial (Hyperband: of its longest
+            trials), after the shared head warm-up. Default 6, as `kerastl.fit`.
         objective: Validation metric to optimize (``"val_accuracy"``,
             ``"val_loss"``, ...) or a `keras_tuner.Objective`.
         directory: Folder holding the project's state.
@@ -200,7 +207,11 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
         cache_features: Share one new `kerastl.training.FeatureCache` among the
             trials (True), pass a `FeatureCache` to share one across calls (a
             resumed search in the same session), or False (no caching).
-        share_warmup: Share two-stage head warm-ups among trials.
+        share_warmup: Share head warm-ups among trials.
+        warmup_epochs: Epochs of a head warm-up (None: `kerastl.fit`'s default
+            for a head stage, 30 on cached features, with early stopping).
+        prune: Stop a fine-tuning stage at the end of an epoch that scores more
+            than 10% (relative) worse than the warm-up it started from.
         fit_kwargs: Other `kerastl.fit` arguments (``class_weight``, ``callbacks``, ...).
         **build_kwargs: Other `kerastl.build` arguments (``input_shape``,
             ``weights``, ``backbone_kwargs``, ``head``, ``augmentation``, ...).
@@ -232,13 +243,15 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
     check_algorithm(algorithm)
     check_one_of("verbose", verbose, (0, 1, 2))
     for name, value in (("overwrite", overwrite), ("refit", refit),
-                        ("share_warmup", share_warmup)):
+                        ("share_warmup", share_warmup), ("prune", prune)):
         _check_bool(name, value)
     if not isinstance(cache_features, training.FeatureCache):
         _check_bool("cache_features", cache_features)
     if max_trials is not None:
         check_int("max_trials", max_trials, minimum=1)
     check_int("max_epochs", max_epochs, minimum=1)
+    if warmup_epochs is not None:
+        check_int("warmup_epochs", warmup_epochs, minimum=1)
     check_int("hyperband_factor", hyperband_factor, minimum=2)
     check_int("max_consecutive_failed_trials", max_consecutive_failed_trials, minimum=1)
     if seed is not None:
@@ -272,7 +285,8 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
         backbone=backbone, num_classes=num_classes, space=space, build_kwargs=build_kwargs,
         fit_kwargs=fit_kwargs, objective=objective.name, direction=objective.direction,
         build_seed=int(config["build_seed"]), feature_cache=cache, strategy=strategy,
-        seed=seed, verbose=1 if verbose == 2 else 0, share_warmup=share_warmup)
+        seed=seed, verbose=1 if verbose == 2 else 0, share_warmup=share_warmup,
+        warmup_epochs=warmup_epochs, prune=prune, num_blocks=_spec_of(backbone).num_blocks)
     quiet = contextlib.redirect_stdout(io.StringIO()) if verbose == 0 else contextlib.nullcontext()
     start = time.perf_counter()
     with quiet:
@@ -304,7 +318,7 @@ def _attach_best_model(result, tuner, hypermodel, train, validation_data, *, ref
     hp.values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
     model = tuner._try_build(hp)
     start = time.perf_counter()
-    metrics = hypermodel.fit(hp, model, train, validation_data, epochs=max_epochs)
+    metrics = hypermodel.fit(hp, model, train, validation_data, epochs=max_epochs, prune=False)
     result.best_model = model
     result.refit_metrics = dict(metrics, seconds=round(time.perf_counter() - start, 3))
 

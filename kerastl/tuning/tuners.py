@@ -51,8 +51,8 @@ class _KerastlTuner:
                                           initial_epoch=initial_epoch)
             self._save_trial_model(trial.trial_id, model)
             info = self.hypermodel.last_trial_info
-            record.update(epochs=info.get("epochs"), trainable_params=info.get("trainable_params"),
-                          shared_head_warmup=info.get("shared_head_warmup"))
+            record.update({k: info.get(k) for k in ("epochs", "warmup_epochs", "trainable_params",
+                                                     "shared_head_warmup", "pruned")})
             return metrics
         except BaseException as error:
             record["error"] = f"{type(error).__name__}: {error}".strip()
