@@ -17,7 +17,8 @@ TINY_SETTINGS = {"KERASTL_IMAGE_SIZE": "96", "KERASTL_EPOCHS": "10",
                  "KERASTL_FINE_TUNE_EPOCHS": "1", "KERASTL_SMALL_PER_CLASS": "6",
                  "KERASTL_PER_CLASS": "24", "KERASTL_VAL_PER_CLASS": "20",
                  "KERASTL_TRIALS": "3", "KERASTL_DEPTHS": "0,2", "KERASTL_BATCH_SIZE": "32"}
-PER_NOTEBOOK = {"02_tuning_unfreeze_depth_and_learning_rates": {"KERASTL_EPOCHS": "2"},
+PER_NOTEBOOK = {"02_tuning_unfreeze_depth_and_learning_rates": {"KERASTL_EPOCHS": "2",
+                                                                "KERASTL_FINE_TUNE_EPOCHS": "2"},
                 "04_training_on_a_colab_tpu": {"KERASTL_EPOCHS": "5"}}
 # What each notebook must print (besides running without an error).
 EXPECTED = {

@@ -207,8 +207,11 @@ TUNING = [
 
 How many of the backbone's top blocks to fine-tune, and at which learning rates, matter
 more than most other settings. `kerastl.tune` searches them with keras-tuner: every trial
-builds a model with `kerastl.build` and trains it with `kerastl.fit`. Trials that keep the
-backbone frozen share one cache of features, so they cost seconds.""",
+builds a model with `kerastl.build` and trains it with `kerastl.fit`'s recipe. All trials
+share one cache of backbone features; the head warm-up on those features is trained once
+per head learning rate and dropout and shared, so trials that keep the backbone frozen cost
+seconds. `max_epochs` counts only the fine-tuning epochs (the expensive ones), and a
+fine-tuning stage that falls clearly below its warm-up is stopped early (`prune=True`).""",
     SETTINGS + '''\
 TRIALS = int(os.environ.get("KERASTL_TRIALS", "10"))
 DEPTHS = [d if d == "all" else int(d)
@@ -225,7 +228,7 @@ print(space.to_dict())''',
     '''\
 result = kerastl.tune(
     data.train, data.validation, backbone=BACKBONE, search_space=space,
-    algorithm="random", max_trials=TRIALS, max_epochs=EPOCHS,
+    algorithm="random", max_trials=TRIALS, max_epochs=FINE_TUNE_EPOCHS,
     directory="runs/tuning_tutorial", overwrite=True, seed=0, verbose=0,
     input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), weights=WEIGHTS, class_names=data.class_names)
 print(result.summary())''',

@@ -112,7 +112,8 @@ def tune_run(params: dict, out: Output) -> dict:
             search_space=space, algorithm=params["algorithm"], max_trials=params["max_trials"],
             max_epochs=params["max_epochs"], objective=params["objective"],
             directory=tuner_dir, project_name="search", strategy=strategy, seed=params["seed"],
-            verbose=out.verbose, refit=params["refit"], input_shape=(size, size, 3),
+            verbose=out.verbose, refit=params["refit"], prune=params["prune"],
+            input_shape=(size, size, 3),
             weights=params["weights"], backbone_kwargs=params["backbone_kwargs"],
             class_names=data.class_names,
             augmentation="default" if params["augment"] else None)
@@ -148,9 +149,12 @@ def tune_run(params: dict, out: Output) -> dict:
 @click.option("--max-trials", type=click.IntRange(min=1), default=None,
               help="Most trials to run [default: one Hyperband iteration, or 10]. "
                    "Example: --max-trials 8")
-@click.option("--max-epochs", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Epochs of each trial (Hyperband: of its longest trials) and of the refit. "
-                   "Example: --max-epochs 6")
+@click.option("--max-epochs", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Fine-tuning epochs of each trial (Hyperband: of its longest trials) and of "
+                   "the refit, after the shared head warm-up. Example: --max-epochs 4")
+@click.option("--prune/--no-prune", default=True, show_default=True,
+              help="Stop a fine-tuning stage that scores more than 10%% worse than its head "
+                   "warm-up. Example: --no-prune")
 @click.option("--objective", default="val_accuracy", show_default=True,
               help="Validation metric to optimize. Example: --objective val_loss")
 @click.option("--trainable-blocks", type=DepthChoices(), default=None,

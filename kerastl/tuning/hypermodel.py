@@ -224,11 +224,14 @@ class TransferHyperModel(keras_tuner.HyperModel):
         return model
 
     def fit(self, hp, model, train, validation_data=None, *, epochs, initial_epoch=0,
-            callbacks=None, prune=None):
+            callbacks=None, prune=None, start_metrics=None):
         """Trains the trial's model for epochs ``initial_epoch..epochs`` with `kerastl.fit`.
 
         Args:
             prune: Override the hypermodel's `prune` setting (the refit does not prune).
+            start_metrics: The scores of the weights `model` starts from (a Hyperband
+                continuation: its earlier trial's). They are the reference of pruning,
+                and the model goes back to those weights if training does not beat them.
 
         Returns:
             A dict of the best validation metrics (it holds the objective); the
@@ -245,6 +248,8 @@ class TransferHyperModel(keras_tuner.HyperModel):
                 "stages": [dataclasses.asdict(s) for s in stages]}
         self.last_trial_info = info
         best, snapshot = None, None
+        if start_metrics and stages:
+            best, snapshot = dict(start_metrics), model.get_weights()
         for index, stage in enumerate(stages):
             last = index == len(stages) - 1
             if stage.is_warmup:

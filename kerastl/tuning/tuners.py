@@ -46,9 +46,18 @@ class _KerastlTuner:
                   "epochs": None, "seconds": None, "error": None}
         start = time.perf_counter()
         try:
-            model = self._try_build(hp)
-            metrics = self.hypermodel.fit(hp, model, train, validation_data, epochs=epochs,
-                                          initial_epoch=initial_epoch)
+            model = self._try_build(hp)  # a continuation loads its earlier trial's weights
+            earlier = self._earlier(hp)
+            if earlier is not None and earlier[1].get("pruned"):
+                # Its fine-tuning was stopped for falling below the warm-up: more epochs of
+                # the same setting would only repeat that. Keep the earlier result.
+                metrics = dict(earlier[0])
+                self.hypermodel.last_trial_info = {"epochs": 0, "warmup_epochs": 0,
+                                                   "pruned": True}
+            else:
+                metrics = self.hypermodel.fit(hp, model, train, validation_data, epochs=epochs,
+                                              initial_epoch=initial_epoch,
+                                              start_metrics=earlier and earlier[0])
             self._save_trial_model(trial.trial_id, model)
             info = self.hypermodel.last_trial_info
             record.update({k: info.get(k) for k in ("epochs", "warmup_epochs", "trainable_params",
@@ -62,6 +71,17 @@ class _KerastlTuner:
             record["seconds"] = round(time.perf_counter() - start, 3)
             write_trial_record(self.get_trial_dir(trial.trial_id), record)
 
+
+    def _earlier(self, hp):
+        """For a Hyperband continuation: ``(its earlier trial's metrics, kerastl record)``."""
+        trial_id = hp.values.get("tuner/trial_id")
+        if trial_id is None:
+            return None
+        earlier = self.oracle.get_trial(trial_id)
+        if earlier.score is None:
+            return None
+        metrics = {self.oracle.objective.name: float(earlier.score)}
+        return metrics, read_trial_record(self.get_trial_dir(trial_id))
 
     def _save_trial_model(self, trial_id, model):
         """Saves what `load_model` and Hyperband's next rounds read: weights + build config."""

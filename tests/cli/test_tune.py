@@ -54,7 +54,8 @@ def test_tiny_search_writes_trials_and_plots(split_folder, tmp_path):
     result = CliRunner().invoke(main, [
         "tune", str(split_folder), *TINY, "--algorithm", "random", "--max-trials", "2",
         "--max-epochs", "2", "--trainable-blocks", "0", "--learning-rate", "1e-3,1e-2",
-        "--dropout", "0.0", "--output", str(tmp_path / "run"), "--json", "--seed", "3"])
+        "--dropout", "0.0", "--no-prune", "--output", str(tmp_path / "run"), "--json",
+        "--seed", "3"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     run = tmp_path / "run"
@@ -68,4 +69,5 @@ def test_tiny_search_writes_trials_and_plots(split_folder, tmp_path):
     assert {t["hyperparameters"]["learning_rate"] for t in trials} <= {1e-3, 1e-2}
     config = json.loads((run / "config.json").read_text())
     assert config["trainable-blocks"] == [0] and config["algorithm"] == "random"
+    assert config["prune"] is False
     assert "## Tuning" in (run / "report.md").read_text()

@@ -87,14 +87,14 @@ def test_all_trials_share_one_head_warmup(search):
 
 
 class _WreckFineTuning(keras.callbacks.Callback):
-    """Throws the trained weights far off in fine-tuning stages (those of `epochs` epochs)."""
+    """Throws the trained weights far off in fine-tuning stages (not of `warmup_epochs`)."""
 
-    def __init__(self, epochs):
+    def __init__(self, warmup_epochs):
         super().__init__()
-        self.epochs = epochs
+        self.warmup_epochs = warmup_epochs
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.params.get("epochs") != self.epochs:
+        if self.params.get("epochs") == self.warmup_epochs:
             return
         for weight in self.model.trainable_weights:
             weight.assign(tf.random.normal(weight.shape, stddev=20.0, seed=batch))
@@ -109,7 +109,7 @@ def test_fine_tuning_far_worse_than_its_warmup_is_pruned(data, tmp_path):
                 warmup_epochs=2, objective="val_loss", seed=0, verbose=0, refit=False,
                 directory=tmp_path, **TINY)
     result = tune(train, val, search_space=space, max_epochs=3, project_name="pruned",
-                  fit_kwargs={"callbacks": [_WreckFineTuning(epochs=3)]}, **args)
+                  fit_kwargs={"callbacks": [_WreckFineTuning(warmup_epochs=2)]}, **args)
     trial = result.trials[0]
     assert trial["pruned"] is True and trial["epochs"] == 1
     frozen = tune(train, val, search_space=SearchSpace(trainable_blocks=[0], learning_rate=1e-2,
@@ -117,8 +117,24 @@ def test_fine_tuning_far_worse_than_its_warmup_is_pruned(data, tmp_path):
                   project_name="frozen", **args)
     assert trial["score"] == pytest.approx(frozen.trials[0]["score"], rel=1e-6)
     unpruned = tune(train, val, search_space=space, max_epochs=3, project_name="unpruned",
-                    prune=False, fit_kwargs={"callbacks": [_WreckFineTuning(epochs=3)]}, **args)
+                    prune=False, fit_kwargs={"callbacks": [_WreckFineTuning(warmup_epochs=2)]}, **args)
     assert unpruned.trials[0]["pruned"] is False and unpruned.trials[0]["epochs"] == 3
+
+
+def test_hyperband_does_not_continue_pruned_fine_tuning(data, tmp_path):
+    # Hyperband, max_epochs=3: three 1-epoch trials (all pruned: their fine-tuning
+    # is wrecked), then the best one "continued" to 3 epochs: it keeps the earlier
+    # result instead of repeating the fine-tuning that was pruned.
+    space = SearchSpace(trainable_blocks=[2], learning_rate=(1e-3, 1e-2), dropout=0.0)
+    result = tune(data[0], data[1], backbone="mobilenet_v2", num_classes=3,
+                  search_space=space, max_trials=4, max_epochs=3, warmup_epochs=2,
+                  objective="val_loss", seed=0, verbose=0, refit=False, directory=tmp_path,
+                  fit_kwargs={"callbacks": [_WreckFineTuning(warmup_epochs=2)]}, **TINY)
+    first, last = result.trials[:3], result.trials[3]
+    assert all(t["pruned"] and t["epochs"] == 1 for t in first)
+    earlier = next(t for t in first if t["trial_id"] == last["continued_from"])
+    assert last["pruned"] is True and last["epochs"] == 0
+    assert last["score"] == pytest.approx(earlier["score"])
 
 
 class _Counting:
