@@ -154,7 +154,7 @@ def tune_run(params: dict, out: Output) -> dict:
                    "the refit, after the shared head warm-up. Example: --max-epochs 4")
 @click.option("--prune/--no-prune", default=True, show_default=True,
               help="Stop a fine-tuning stage that scores more than 10%% worse than its head "
-                   "warm-up. Example: --no-prune")
+                   "warm-up (50%% after its first epoch). Example: --no-prune")
 @click.option("--objective", default="val_accuracy", show_default=True,
               help="Validation metric to optimize. Example: --objective val_loss")
 @click.option("--trainable-blocks", type=DepthChoices(), default=None,

@@ -12,7 +12,8 @@ Recipes:
 * ``"two_stage"``: head warm-up on the frozen backbone, then the top
   `trainable_blocks` blocks unfrozen (the TensorFlow transfer-learning tutorial
   and fastai ``fine_tune`` pattern). The second stage restarts the schedule:
-  one epoch of warm-up from a tenth of the peak, then cosine decay to 0.
+  one epoch (half the stage, if shorter than two epochs) of warm-up from a
+  tenth of the peak, then cosine decay to 0.
 * ``"progressive"``: head warm-up, then the unfrozen part grows one group of
   blocks per stage (three groups up to `trainable_blocks`).
 * ``"auto"``: ``"feature_extraction"`` below `AUTO_MIN_FINE_TUNE` training
@@ -148,7 +149,7 @@ def plan_stages(recipe: str, *, num_blocks: int, head_cached: bool, epochs=None,
 
     def tuned(name, blocks, n_epochs, rate, backbone_rate):
         return Stage(name, blocks, n_epochs, rate, backbone_rate, layer_decay,
-                     warmup_epochs=1.0 if n_epochs > 2 else 0.0)
+                     warmup_epochs=min(1.0, n_epochs / 2))
 
     if recipe == "feature_extraction" or (recipe != "fine_tune" and depth == 0):
         return [Stage("head", 0, head_epochs if epochs is None else epochs, lr)]

@@ -17,10 +17,11 @@ A trial is `kerastl.fit`'s recipe cut into `kerastl.fit` calls (`plan_stages`):
 
 So a trial's epoch budget counts the expensive epochs only: those that run
 the unfrozen blocks. A fine-tuning stage that scores clearly worse than the
-warm-up it started from (more than `PRUNE_TOLERANCE`, relative) is stopped
-at the end of that epoch: too high a rate is wrecking the pretrained
-features, and more epochs of it are wasted (the trial keeps its best
-weights, usually the warm-up's).
+warm-up it started from is stopped at the end of that epoch (more than
+`PRUNE_TOLERANCE` worse, relative; after its first epoch, which may dip
+before it recovers, more than `PRUNE_FIRST_EPOCH_TOLERANCE`): its rate is
+wrecking the pretrained features, and more epochs of it are wasted (the
+trial keeps its best weights, usually the warm-up's).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from kerastl.tuning.space import SearchSpace
 FEATURE_EXTRACTION = "feature_extraction"
 FINE_TUNE = "fine_tune"
 PRUNE_TOLERANCE = 0.1
+PRUNE_FIRST_EPOCH_TOLERANCE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,27 +126,37 @@ def plan_stages(recipe: str, depth, epochs: int, initial_epoch: int = 0, *,
 class PruneWorseThanWarmup(keras.callbacks.Callback):
     """Stops a fine-tuning stage whose score falls clearly below its starting point.
 
+    The first epoch gets a grace margin: unfreezing blocks often costs some
+    score in the first epoch and wins it back later, so only a collapse
+    (`first_epoch_tolerance`) stops the stage there.
+
     Args:
         monitor: The objective's metric name (``"val_accuracy"``, ``"val_loss"``, ...).
         reference: The warm-up's score on `monitor`.
         direction: ``"max"`` or ``"min"``.
         tolerance: Relative shortfall that stops training (0.1: 10% worse).
+        first_epoch_tolerance: The shortfall that stops training after the first epoch.
     """
 
     def __init__(self, monitor: str, reference: float, *, direction: str = "max",
-                 tolerance: float = PRUNE_TOLERANCE):
+                 tolerance: float = PRUNE_TOLERANCE,
+                 first_epoch_tolerance: float = PRUNE_FIRST_EPOCH_TOLERANCE):
         super().__init__()
         self.monitor, self.reference = monitor, float(reference)
         self.direction, self.tolerance = direction, float(tolerance)
+        self.first_epoch_tolerance = float(first_epoch_tolerance)
         self.pruned_at: int | None = None
+        self._epochs_seen = 0
 
     def _worse(self, value: float) -> bool:
-        margin = self.tolerance * abs(self.reference)
+        first = self._epochs_seen == 1
+        margin = (self.first_epoch_tolerance if first else self.tolerance) * abs(self.reference)
         if self.direction == "max":
             return value < self.reference - margin
         return value > self.reference + margin
 
     def on_epoch_end(self, epoch, logs=None):
+        self._epochs_seen += 1
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(self.reference):
             return

@@ -211,7 +211,8 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
         warmup_epochs: Epochs of a head warm-up (None: `kerastl.fit`'s default
             for a head stage, 30 on cached features, with early stopping).
         prune: Stop a fine-tuning stage at the end of an epoch that scores more
-            than 10% (relative) worse than the warm-up it started from.
+            than 10% (relative) worse than the warm-up it started from (50% after
+            its first epoch, which may dip before it recovers).
         fit_kwargs: Other `kerastl.fit` arguments (``class_weight``, ``callbacks``, ...).
         **build_kwargs: Other `kerastl.build` arguments (``input_shape``,
             ``weights``, ``backbone_kwargs``, ``head``, ``augmentation``, ...).

@@ -23,6 +23,9 @@ def test_two_stage_unfreezes_top_blocks_at_lower_rate():
     assert (tune.name, tune.trainable_blocks, tune.epochs) == ("fine_tune", 5, 3)
     assert tune.learning_rate == pytest.approx(2e-3 * recipes.FINE_TUNE_LR_FACTOR)
     assert tune.warmup_epochs == 1.0
+    # Short fine-tuning stages (a tuning trial's first rung) warm up for half their length.
+    short = plan_stages("two_stage", num_blocks=18, head_cached=True, fine_tune_epochs=1)
+    assert short[1].warmup_epochs == 0.5
 
 
 def test_fine_tune_trains_blocks_from_the_start_with_discriminative_rates():

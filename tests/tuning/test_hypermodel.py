@@ -56,6 +56,8 @@ class _Model:
 
 @pytest.mark.parametrize("direction, reference, scores, pruned_at", [
     ("max", 0.80, [0.75, 0.73], None),   # within 10% of the warm-up: goes on
+    ("max", 0.80, [0.50, 0.79], None),   # a first-epoch dip (-37%) is allowed
+    ("max", 0.80, [0.30], 0),            # a first-epoch collapse (-62%) is not
     ("max", 0.80, [0.78, 0.60], 1),      # 25% worse at the 2nd epoch: stopped there
     ("max", 0.80, [float("nan")], 0),    # a NaN score: stopped
     ("min", 0.50, [0.54, 0.60], 1),      # a loss 20% higher: stopped
