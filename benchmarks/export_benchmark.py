@@ -1,10 +1,11 @@
 """Benchmark of `kerastl.export` on the real MobileNetV2 fine-tuned on flowers_kaggle_227.
 
 Builds ``kerastl.build("mobilenet_v2", 5, input_shape=(224, 224, 3))`` with
-the real ImageNet weights, trains its head on the train split (frozen
-backbone, features cached), exports every format and quantization with the
-val split as `eval_data`, and prints one JSON line per artifact plus a table
-against the targets of the export issue:
+the real ImageNet weights, fine-tunes it on the train split with
+`kerastl.fit` (default recipe: head on cached features, then the top 4
+blocks), exports every format and quantization with the val split as
+`eval_data`, and prints one JSON line per artifact plus a table against the
+targets of the export issue:
 
 * int8 ``.tflite`` <= 0.27x the float32 size; float16 <= 0.52x.
 * int8 accuracy within 1.0 point of the Keras model, agreement >= 97%;
@@ -13,7 +14,7 @@ against the targets of the export issue:
 
 Usage::
 
-    KERASTL_ASSETS=/path/to/assets python benchmarks/export_benchmark.py [--epochs 30]
+    KERASTL_ASSETS=/path/to/assets python benchmarks/export_benchmark.py [--recipe auto]
 
 It needs ``$KERASTL_ASSETS`` (weights and datasets); when ``KERAS_HOME`` is
 unset, a temporary one is seeded with ``$KERASTL_ASSETS/seed_keras_home.sh``
@@ -49,23 +50,6 @@ def _load_split(folder: Path, size: int, *, shuffle: bool):
         label_mode="int", verbose=False)
     images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
     return np.concatenate(images), np.concatenate(labels), ds.class_names
-
-
-def _train_head(model, images, labels, *, epochs: int):
-    """Fits the head on cached pooled features of the frozen backbone."""
-    import keras
-    import numpy as np
-
-    backbone, head = model.get_layer("backbone"), model.get_layer("head")
-    preprocess = model.get_layer("preprocessing")
-    feats = np.concatenate([
-        keras.ops.convert_to_numpy(head.pool(backbone(preprocess(images[i:i + 32]),
-                                                      training=False)))
-        for i in range(0, len(images), 32)])
-    inputs = keras.Input(feats.shape[1:])
-    head_model = keras.Model(inputs, head(inputs))
-    head_model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-    head_model.fit(feats, labels, epochs=epochs, batch_size=32, shuffle=True, verbose=0)
 
 
 def _check(report) -> list[dict]:
@@ -130,7 +114,7 @@ def _cpu() -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--assets", default=os.environ.get("KERASTL_ASSETS"))
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--recipe", default="auto", help="kerastl.fit recipe")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--calibration", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
@@ -154,7 +138,8 @@ def main(argv=None) -> int:
     model = kerastl.build("mobilenet_v2", len(names),
                           input_shape=(args.image_size, args.image_size, 3),
                           weights="imagenet", class_names=names)
-    _train_head(model, train_x, train_y, epochs=args.epochs)
+    kerastl.fit(model, (train_x, train_y), (val_x, val_y), recipe=args.recipe,
+                seed=args.seed, verbose=0)
     trained = time.perf_counter()
     out = Path(args.output or tempfile.mkdtemp(prefix="kerastl_export_bench_"))
     report = kerastl.export(model, out, representative_data=train_x,
