@@ -30,7 +30,8 @@ def test_hub_backbone_matches_keras_applications_accuracy(assets, keras_home, fl
                     augment_passes=0, seed=0, verbose=0)
         scores[name.split(":")[0]] = _accuracy(model, flowers)
     assert scores["mobilenet_v2"] >= 0.85, scores
-    assert abs(scores["hub"] - scores["mobilenet_v2"]) <= 0.02, scores
+    # Within 2 points (4 of the 200 validation images), inclusive.
+    assert round(abs(scores["hub"] - scores["mobilenet_v2"]), 6) <= 0.02, scores
 
 
 def test_trainable_hub_run_updates_hub_variables(assets, flowers):
