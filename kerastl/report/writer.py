@@ -17,7 +17,7 @@ FILES = {"config": "config.json", "history": "history.csv", "metrics": "metrics.
          "training_curves": "training_curves.png", "confusion_matrix": "confusion_matrix.png",
          "trials": "trials.csv", "tuning": "tuning.json", "trial_scores": "trial_scores.png",
          "tune_search": "tune_search.png", "export": "export.json", "report": "report.md"}
-_TRIAL_COLUMNS = ("trial_id", "status", "score", "epochs", "seconds")
+_TRIAL_COLUMNS = ("trial_id", "status", "score", "epochs", "pruned", "seconds")
 
 
 @dataclasses.dataclass

@@ -207,6 +207,7 @@ class TransferHyperModel(keras_tuner.HyperModel):
         self.num_blocks = num_blocks
         self.builds = 0
         self.last_trial_info: dict = {}
+        self.last_reports: list = []  # the `kerastl.fit` reports of the last `fit`, in order
         self._warmups: dict = {}
 
     def declare_hyperparameters(self, hp):
@@ -258,7 +259,7 @@ class TransferHyperModel(keras_tuner.HyperModel):
         prune = self.prune if prune is None else prune
         info = {"epochs": 0, "warmup_epochs": 0, "shared_head_warmup": False, "pruned": False,
                 "stages": [dataclasses.asdict(s) for s in stages]}
-        self.last_trial_info = info
+        self.last_trial_info, self.last_reports = info, []
         best, snapshot = None, None
         if start_metrics and stages:
             best, snapshot = dict(start_metrics), model.get_weights()
@@ -302,6 +303,7 @@ class TransferHyperModel(keras_tuner.HyperModel):
             from kerastl.training import compile_for_evaluation
 
             model_lib.get_head(model).set_weights(kept[0])
+            self.last_reports.append(kept[2])
             info["shared_head_warmup"] = True
             if not getattr(model, "compiled", False):  # no kerastl.fit has compiled it yet
                 compile_for_evaluation(model, strategy=self.strategy)
@@ -311,7 +313,7 @@ class TransferHyperModel(keras_tuner.HyperModel):
         info["warmup_epochs"] = ran
         if self.share_warmup:
             weights = [w.copy() for w in model_lib.get_head(model).get_weights()]
-            self._warmups[key] = (weights, dict(metrics))
+            self._warmups[key] = (weights, dict(metrics), self.last_reports[-1])
         return metrics
 
     def _fit_stage(self, model, train, validation_data, stage: TrialStage, layer_decay,
@@ -335,6 +337,7 @@ class TransferHyperModel(keras_tuner.HyperModel):
         report = training.fit(model, train, validation_data, recipe=stage.recipe,
                               epochs=stage.epochs, learning_rate=stage.learning_rate,
                               seed=self.seed, verbose=self.verbose, **kwargs)
+        self.last_reports.append(report)
         return best_metrics(report), sum(s.epochs_run for s in report.stages)
 
 

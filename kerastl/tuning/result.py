@@ -36,12 +36,15 @@ class TuneResult:
             completed.
         refit_metrics: The best validation metrics (and ``seconds``) of the
             refit, or None.
+        best_report: The refit's `kerastl.fit` reports in order (head warm-up,
+            fine-tuning), which `kerastl.report` writes as ``history.csv`` and
+            training curves; None without a refit.
         tuner: The keras-tuner tuner (its oracle holds the raw trials), or None.
         trials: One dict per trial, in start order: ``trial_id``, ``status``
             (``"COMPLETED"``, ``"FAILED"``, ...), ``score``, ``epochs`` (trained in
             this trial), ``seconds`` (its wall time), the hyperparameters, and
             ``error``, ``continued_from``, ``trainable_params``,
-            ``shared_head_warmup`` where known.
+            ``shared_head_warmup``, ``warmup_epochs`` and ``pruned`` where known.
         objective: The objective's name, e.g. ``"val_accuracy"``.
         direction: ``"max"`` or ``"min"``.
         num_blocks: The backbone's block count (where ``"all"`` is plotted).
@@ -67,6 +70,7 @@ class TuneResult:
         self.tuner = tuner
         self.seconds = float(seconds)
         self.feature_cache = feature_cache
+        self.best_report = None  # the refit's kerastl.fit reports (warm-up, fine-tuning)
         best = self.best_trial
         self.best_hyperparameters = None if best is None else dict(best["hyperparameters"])
         self.best_score = None if best is None else best["score"]

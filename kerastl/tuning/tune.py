@@ -321,6 +321,7 @@ def _attach_best_model(result, tuner, hypermodel, train, validation_data, *, ref
     start = time.perf_counter()
     metrics = hypermodel.fit(hp, model, train, validation_data, epochs=max_epochs, prune=False)
     result.best_model = model
+    result.best_report = list(hypermodel.last_reports)
     result.refit_metrics = dict(metrics, seconds=round(time.perf_counter() - start, 3))
 
 

@@ -60,7 +60,8 @@ def test_tiny_search_writes_trials_and_plots(split_folder, tmp_path):
     payload = json.loads(result.stdout)
     run = tmp_path / "run"
     for name in ("model.keras", "config.json", "metrics.json", "tuning.json", "trials.csv",
-                 "trial_scores.png", "tune_search.png", "report.md"):
+                 "trial_scores.png", "tune_search.png", "report.md", "history.csv",
+                 "training_curves.png"):
         assert (run / name).is_file(), name
     with Image.open(run / "trial_scores.png") as image:
         image.verify()

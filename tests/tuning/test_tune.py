@@ -214,6 +214,8 @@ def test_failing_trial_is_recorded_and_skipped_then_best_is_refit(data, tmp_path
     # refit=True: the best setting rebuilt and trained for max_epochs with kerastl.fit.
     assert counter.builds == 3
     assert result.refit_metrics["seconds"] > 0
+    stages = kerastl.report.stages_from(result.best_report)  # the refit's history
+    assert [s["name"] for s in stages] == ["head"] and stages[0]["history"]["val_accuracy"]
     _, accuracy = result.best_model.evaluate(data[1], verbose=0)
     assert accuracy == pytest.approx(result.refit_metrics["val_accuracy"], abs=1e-6)
 
