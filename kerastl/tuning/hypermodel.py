@@ -237,7 +237,7 @@ class TransferHyperModel(keras_tuner.HyperModel):
         return model
 
     def fit(self, hp, model, train, validation_data=None, *, epochs, initial_epoch=0,
-            callbacks=None, prune=None, start_metrics=None):
+            callbacks=None, prune=None, start_metrics=None, start_pruned=False):
         """Trains the trial's model for epochs ``initial_epoch..epochs`` with `kerastl.fit`.
 
         Args:
@@ -245,6 +245,9 @@ class TransferHyperModel(keras_tuner.HyperModel):
             start_metrics: The scores of the weights `model` starts from (a Hyperband
                 continuation: its earlier trial's). They are the reference of pruning,
                 and the model goes back to those weights if training does not beat them.
+            start_pruned: Whether the earlier trial's fine-tuning was pruned. Then
+                nothing is trained: more epochs of the same setting would only repeat
+                that, so the earlier result is kept.
 
         Returns:
             A dict of the best validation metrics (it holds the objective); the
@@ -260,6 +263,9 @@ class TransferHyperModel(keras_tuner.HyperModel):
         info = {"epochs": 0, "warmup_epochs": 0, "shared_head_warmup": False, "pruned": False,
                 "stages": [dataclasses.asdict(s) for s in stages]}
         self.last_trial_info, self.last_reports = info, []
+        if start_metrics and start_pruned:
+            info.update(pruned=True, stages=[])
+            return dict(start_metrics)
         best, snapshot = None, None
         if start_metrics and stages:
             best, snapshot = dict(start_metrics), model.get_weights()
@@ -272,10 +278,11 @@ class TransferHyperModel(keras_tuner.HyperModel):
                 pruner = (PruneWorseThanWarmup(self.objective, best[self.objective],
                                                direction=self.direction)
                           if prune and best and self.objective in best else None)
-                metrics, ran = self._fit_stage(model, train, validation_data, stage,
-                                               values.get("layer_decay"),
-                                               list(callbacks or []) + ([pruner] if pruner else []))
-                info["epochs"] += ran
+                report = self._fit_stage(model, train, validation_data, stage,
+                                         values.get("layer_decay"),
+                                         list(callbacks or []) + ([pruner] if pruner else []))
+                metrics = best_metrics(report)
+                info["epochs"] += _epochs_run(report)
                 if pruner is not None and pruner.pruned_at is not None:
                     info["pruned"] = True
             if best is None or self._better(metrics, best):
@@ -309,16 +316,17 @@ class TransferHyperModel(keras_tuner.HyperModel):
                 compile_for_evaluation(model, strategy=self.strategy)
             return dict(kept[1])
         stage = dataclasses.replace(stage, epochs=self.warmup_epochs)
-        metrics, ran = self._fit_stage(model, train, validation_data, stage, None, callbacks)
-        info["warmup_epochs"] = ran
+        report = self._fit_stage(model, train, validation_data, stage, None, callbacks)
+        metrics = best_metrics(report)
+        info["warmup_epochs"] = _epochs_run(report)
         if self.share_warmup:
             weights = [w.copy() for w in model_lib.get_head(model).get_weights()]
-            self._warmups[key] = (weights, dict(metrics), self.last_reports[-1])
+            self._warmups[key] = (weights, dict(metrics), report)
         return metrics
 
     def _fit_stage(self, model, train, validation_data, stage: TrialStage, layer_decay,
-                   callbacks) -> tuple[dict, int]:
-        """Runs one `kerastl.fit` call; returns its best metrics and the epochs it ran."""
+                   callbacks):
+        """Runs one `kerastl.fit` call; returns its report (also kept in `last_reports`)."""
         from kerastl import training
 
         kwargs = dict(self.fit_kwargs)
@@ -338,7 +346,11 @@ class TransferHyperModel(keras_tuner.HyperModel):
                               epochs=stage.epochs, learning_rate=stage.learning_rate,
                               seed=self.seed, verbose=self.verbose, **kwargs)
         self.last_reports.append(report)
-        return best_metrics(report), sum(s.epochs_run for s in report.stages)
+        return report
+
+
+def _epochs_run(report) -> int:
+    return sum(s.epochs_run for s in report.stages)
 
 
 def best_metrics(report) -> dict:

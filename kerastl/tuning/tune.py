@@ -263,6 +263,7 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
     space = as_search_space(search_space, backbone)
     objective = _objective(objective)
     num_classes = _num_classes(num_classes, train, build_kwargs)
+    num_blocks = _spec_of(backbone).num_blocks
     if isinstance(strategy, str):
         from kerastl.distribute import get_strategy
 
@@ -287,7 +288,7 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
         fit_kwargs=fit_kwargs, objective=objective.name, direction=objective.direction,
         build_seed=int(config["build_seed"]), feature_cache=cache, strategy=strategy,
         seed=seed, verbose=1 if verbose == 2 else 0, share_warmup=share_warmup,
-        warmup_epochs=warmup_epochs, prune=prune, num_blocks=_spec_of(backbone).num_blocks)
+        warmup_epochs=warmup_epochs, prune=prune, num_blocks=num_blocks)
     quiet = contextlib.redirect_stdout(io.StringIO()) if verbose == 0 else contextlib.nullcontext()
     start = time.perf_counter()
     with quiet:
@@ -301,7 +302,7 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
     seconds = time.perf_counter() - start
     result = TuneResult(trials=_trials_table(tuner, SearchSpace.decode),
                         objective=objective.name, direction=objective.direction,
-                        num_blocks=_spec_of(backbone).num_blocks, seconds=seconds,
+                        num_blocks=num_blocks, seconds=seconds,
                         feature_cache=_cache_counters(cache))
     result.tuner = tuner
     if result.best_trial is not None:

@@ -47,17 +47,10 @@ class _KerastlTuner:
         start = time.perf_counter()
         try:
             model = self._try_build(hp)  # a continuation loads its earlier trial's weights
-            earlier = self._earlier(hp)
-            if earlier is not None and earlier[1].get("pruned"):
-                # Its fine-tuning was stopped for falling below the warm-up: more epochs of
-                # the same setting would only repeat that. Keep the earlier result.
-                metrics = dict(earlier[0])
-                self.hypermodel.last_trial_info = {"epochs": 0, "warmup_epochs": 0,
-                                                   "pruned": True}
-            else:
-                metrics = self.hypermodel.fit(hp, model, train, validation_data, epochs=epochs,
-                                              initial_epoch=initial_epoch,
-                                              start_metrics=earlier and earlier[0])
+            earlier, pruned = self._earlier(hp)
+            metrics = self.hypermodel.fit(hp, model, train, validation_data, epochs=epochs,
+                                          initial_epoch=initial_epoch, start_metrics=earlier,
+                                          start_pruned=pruned)
             self._save_trial_model(trial.trial_id, model)
             info = self.hypermodel.last_trial_info
             record.update({k: info.get(k) for k in ("epochs", "warmup_epochs", "trainable_params",
@@ -73,15 +66,14 @@ class _KerastlTuner:
 
 
     def _earlier(self, hp):
-        """For a Hyperband continuation: ``(its earlier trial's metrics, kerastl record)``."""
+        """For a Hyperband continuation: ``(its earlier trial's metrics, whether it was
+        pruned)``; ``(None, False)`` otherwise."""
         trial_id = hp.values.get("tuner/trial_id")
-        if trial_id is None:
-            return None
-        earlier = self.oracle.get_trial(trial_id)
-        if earlier.score is None:
-            return None
+        earlier = None if trial_id is None else self.oracle.get_trial(trial_id)
+        if earlier is None or earlier.score is None:
+            return None, False
         metrics = {self.oracle.objective.name: float(earlier.score)}
-        return metrics, read_trial_record(self.get_trial_dir(trial_id))
+        return metrics, bool(read_trial_record(self.get_trial_dir(trial_id)).get("pruned"))
 
     def _save_trial_model(self, trial_id, model):
         """Saves what `load_model` and Hyperband's next rounds read: weights + build config."""
