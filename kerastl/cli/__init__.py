@@ -23,17 +23,15 @@ from kerastl.cli.export import export_command  # noqa: E402
 from kerastl.cli.predict import predict_command  # noqa: E402
 from kerastl.cli.train import train_command  # noqa: E402
 from kerastl.cli.tune import tune_command  # noqa: E402
+from kerastl.cli.weights import weights_command  # noqa: E402
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from kerastl import __version__
 
-    try:
-        return version("kerastl")
-    except PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -47,10 +45,11 @@ def main():
       kerastl train photos/ --export saved_models/photos
       kerastl tune photos/ --max-trials 8 --trainable-blocks 0,2,4,all
       kerastl export runs/photos/model.keras --out saved_models/photos \\
-          --quantize int8 --calibration-data photos/
+          --quantization int8 --representative-data photos/
       kerastl evaluate saved_models/photos/1/model_int8.tflite photos/
       kerastl predict saved_models/photos/1 cat.jpg dog.jpg --top-k 3
       kerastl backbones mobilenet
+      kerastl weights add mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
 
     Run `kerastl COMMAND --help` for every flag of a command. Exit codes:
     0 success, 1 failure, 2 bad usage.
@@ -58,7 +57,7 @@ def main():
 
 
 for _command in (train_command, tune_command, export_command, evaluate_command,
-                 predict_command, backbones_command):
+                 predict_command, backbones_command, weights_command):
     main.add_command(_command)
 
 __all__ = ["main"]

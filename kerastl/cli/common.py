@@ -18,18 +18,78 @@ import functools
 import io
 import json
 import os
+import re
 import sys
 import warnings
 
 import click
 
-from kerastl.report.writer import json_default
 
 MAX_ERROR_LINES = 12
+MAX_LINE_CHARS = 1000      # longest line the CLI prints (text modes)
+MAX_LABEL_CHARS = 100      # longest label or file name the CLI prints in a table or list
+MAX_ERROR_CHARS = 2000     # longest error message
+# C0/C1 control characters (but newline and tab), zero-width and bidirectional
+# overrides, line/paragraph separators: nothing from a file may move the cursor,
+# retitle the terminal or reorder the text around it.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e"
+                     "\u2060-\u206f\ufeff]")
+_UNSAFE_IN_FIELD = re.compile("[\t\n]")
 EXIT_INTERRUPTED = 130
 # Exceptions whose message is written for users: shown without a hint to use --debug.
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
                 KeyError, PermissionError)
+
+
+def json_default(value):
+    """`json.dumps` fallback of the CLI's ``--json`` output.
+
+    Arrays and NumPy scalars become lists and numbers (``tolist``), report
+    objects their ``to_dict()``, sets and tuples lists, anything else its
+    ``str``.
+
+    Example:
+        >>> json.dumps({"a": numpy.float32(0.5)}, default=kerastl.cli.common.json_default)
+        '{"a": 0.5}'
+    """
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def _escape(match: re.Match) -> str:
+    return match.group(0).encode("unicode_escape").decode("ascii")
+
+
+def clip(text, limit: int) -> str:
+    """Returns `text` cut to `limit` characters, saying how many were left out."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def safe_field(text, limit: int = MAX_LABEL_CHARS) -> str:
+    r"""Returns a label or file name as it may be printed inside a line: clipped, and
+    every control character (newline and tab included) escaped.
+
+    Example:
+        >>> kerastl.cli.common.safe_field("rose\x1b]0;pwned\x07")
+        'rose\\x1b]0;pwned\\x07'
+    """
+    text = clip(text, limit)
+    return _UNSAFE_IN_FIELD.sub(_escape, _UNSAFE.sub(_escape, text))
+
+
+def terminal_safe(text, max_line: int = MAX_LINE_CHARS) -> str:
+    """Returns `text` with each line clipped to `max_line` characters and control
+    characters (but newline and tab) escaped, so that it can go to a terminal."""
+    return "\n".join(_UNSAFE.sub(_escape, clip(line, max_line))
+                      for line in str(text).split("\n"))
 
 
 def quiet_environment() -> None:
@@ -107,7 +167,7 @@ def report_module():
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    text = str(message).strip()
+    text = terminal_safe(clip(str(message).strip(), MAX_ERROR_CHARS))
     click.echo(f"Warning: {text}", err=True)
 
 
@@ -121,9 +181,10 @@ class CliFailure(click.ClickException):
         self.json_mode = json_mode
 
     def show(self, file=None) -> None:
+        message = clip(self.format_message(), MAX_ERROR_CHARS)
         if self.json_mode:
-            click.echo(json.dumps({"error": self.format_message()}))
-        click.echo(f"Error: {self.format_message()}", err=True)
+            click.echo(json.dumps({"error": message}))
+        click.echo(f"Error: {terminal_safe(message)}", err=True)
 
 
 def short_message(error: BaseException) -> str:
@@ -133,7 +194,7 @@ def short_message(error: BaseException) -> str:
         text = error.args[0]
     if not text:
         text = type(error).__name__
-    lines = text.splitlines()
+    lines = [clip(line, MAX_LINE_CHARS) for line in clip(text, MAX_ERROR_CHARS).splitlines()]
     if len(lines) > MAX_ERROR_LINES:
         lines = lines[:MAX_ERROR_LINES] + ["... (run with --debug for the full message)"]
     text = "\n".join(lines)
@@ -164,17 +225,17 @@ class Output:
     def status(self, message: str) -> None:
         """Prints a status line to stderr (not when quiet)."""
         if not self.quiet:
-            click.echo(message, err=True)
+            click.echo(terminal_safe(message), err=True)
 
     def result(self, data, text: str | None = None, *, quiet_text: str | None = None) -> None:
         """Prints the command's result: JSON `data`, or `text` (`quiet_text` when quiet)."""
-        if self.json:
+        if self.json:  # json.dumps escapes every control character
             click.echo(json.dumps(data, indent=2, default=json_default))
         elif self.quiet:
             if quiet_text:
-                click.echo(quiet_text)
+                click.echo(terminal_safe(quiet_text))
         elif text:
-            click.echo(text)
+            click.echo(terminal_safe(text))
 
     @contextlib.contextmanager
     def working(self):

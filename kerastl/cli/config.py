@@ -28,6 +28,92 @@ import click
 
 CONFIG_PARAM = "config"
 _NOT_SETTABLE = ("config", "help")
+MAX_CONFIG_BYTES = 1 << 20   # a settings file is a few hundred bytes; 1 MiB is plenty
+MAX_CONFIG_NODES = 10_000    # values after expanding YAML aliases (an alias bomb has billions)
+MAX_VALUE_CHARS = 4096       # longest string value in a settings file
+EXCERPT_CHARS = 60           # how much of a value an error message shows
+
+
+def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
+    """Returns ``repr(value)`` cut to `limit` characters (for error messages).
+
+    Example:
+        >>> kerastl.cli.config.excerpt("x" * 1000, 8)
+        "'xxxxxxx... (993 more characters)"
+    """
+    text = repr(value) if not isinstance(value, (list, dict, tuple)) else _short_repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 1]}... ({len(text) - limit + 1:,} more characters)"
+
+
+def _short_repr(value) -> str:
+    """`repr` of a container that stops early (an expanded alias bomb is enormous)."""
+    parts, size = [], 0
+    items = value.items() if isinstance(value, dict) else value
+    for item in items:
+        part = (f"{excerpt(item[0])}: {excerpt(item[1])}" if isinstance(value, dict)
+                else excerpt(item))
+        parts.append(part)
+        size += len(part)
+        if size > EXCERPT_CHARS:
+            parts.append("...")
+            break
+    brackets = "{}" if isinstance(value, dict) else "[]"
+    return brackets[0] + ", ".join(parts) + brackets[1]
+
+
+def _expanded_size(node, memo: dict) -> int:
+    """Number of values `node` becomes once aliases are expanded (shared nodes counted
+    each time they are used), computed without expanding anything."""
+    import yaml
+
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = MAX_CONFIG_NODES + 1  # a node that contains itself is refused too
+    if isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo)
+                        for k, v in node.value)
+    else:
+        total = 1
+    memo[key] = min(total, 10 * MAX_CONFIG_NODES)
+    return memo[key]
+
+
+def _safe_yaml(text: str, path: Path):
+    """`yaml.safe_load` that refuses alias bombs before building any value."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_CONFIG_NODES:
+            raise click.BadParameter(
+                f"{str(path)!r} expands to more than {MAX_CONFIG_NODES:,} values (YAML "
+                "aliases); a settings file holds a few flags.", param_hint="'--config'")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_values(data, path: Path) -> None:
+    """Refuses string values too long to be a flag's (checked on the parsed tree)."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack += list(value.keys()) + list(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack += list(value)
+        elif isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+            raise click.BadParameter(
+                f"{str(path)!r} holds a value of {len(value):,} characters (at most "
+                f"{MAX_VALUE_CHARS:,}): {excerpt(value)}", param_hint="'--config'")
 
 
 def normalize_key(key) -> str:
@@ -51,17 +137,23 @@ def read_config_file(path) -> dict:
     import yaml
 
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise click.BadParameter(f"{str(path)!r} is {size:,} bytes; a settings file may have at "
+                                 f"most {MAX_CONFIG_BYTES:,}.", param_hint="'--config'")
     try:
+        text = path.read_text(encoding="utf-8")
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            data = yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise click.BadParameter(f"cannot parse {str(path)!r}: {error}",
+            data = _safe_yaml(text, path)
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as error:
+        message = str(error)
+        raise click.BadParameter(f"cannot parse {str(path)!r}: {message[:300]}",
                                  param_hint="'--config'") from None
     if data is None:
         return {}
+    _check_values(data, path)
     if not isinstance(data, dict):
         raise click.BadParameter(
             f"{str(path)!r} must hold a mapping of flag names to values, not a "
@@ -92,14 +184,17 @@ def to_default_map(data: dict, command: click.Command, source: str) -> dict:
     for key, value in data.items():
         name = names.get(normalize_key(key))
         if name is None:
-            unknown.append(str(key))
+            unknown.append(key)
             continue
         out[name] = value
     if unknown:
         parts = []
-        for key in unknown:
-            close = difflib.get_close_matches(normalize_key(key), list(names), n=1, cutoff=0.6)
-            parts.append(repr(key) + (f" (did you mean {close[0]!r}?)" if close else ""))
+        for key in unknown[:10]:
+            close = difflib.get_close_matches(normalize_key(key)[:100], list(names), n=1,
+                                              cutoff=0.6)
+            parts.append(excerpt(key) + (f" (did you mean {close[0]!r}?)" if close else ""))
+        if len(unknown) > 10:
+            parts.append(f"and {len(unknown) - 10} more")
         valid = ", ".join(sorted(names))
         raise click.BadParameter(
             f"unknown key(s) in {source!r}: {', '.join(parts)}. Valid keys: {valid}.",
@@ -116,13 +211,19 @@ def _load(ctx: click.Context, param: click.Parameter, value):
     return value
 
 
-def config_option(func):
-    """Adds ``--config FILE`` (read first, so every other flag can override it)."""
+def config_option(func=None, *, example: str = "train.yaml"):
+    """Adds ``--config FILE`` (read first, so every other flag can override it).
+
+    Use as ``@config_option`` or ``@config_option(example="export.yaml")``
+    (the file name shown in the flag's help).
+    """
+    if func is None:
+        return lambda f: config_option(f, example=example)
     return click.option(
         "--config", CONFIG_PARAM, type=click.Path(exists=True, dir_okay=False),
         is_eager=True, expose_value=False, callback=_load,
         help="YAML or JSON file of settings with the same keys as the flags (dashes or "
-             "underscores); flags given here override it. Example: --config train.yaml")(func)
+             f"underscores); flags given here override it. Example: --config {example}")(func)
 
 
 def explicit_settings(ctx: click.Context) -> dict:
@@ -156,9 +257,9 @@ class CommaList(click.ParamType):
         if self.choices:
             bad = [v for v in items if v not in self.choices]
             if bad:
-                close = difflib.get_close_matches(bad[0], self.choices, n=1)
+                close = difflib.get_close_matches(bad[0][:100], self.choices, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                self.fail(f"{', '.join(map(repr, bad))} not in {', '.join(self.choices)}.{hint}",
+                self.fail(f"{', '.join(map(excerpt, bad[:5]))} not in {', '.join(self.choices)}.{hint}",
                           param, ctx)
         return tuple(items)
 
@@ -174,9 +275,9 @@ class JsonDict(click.ParamType):
         try:
             data = json.loads(value)
         except (TypeError, json.JSONDecodeError) as error:
-            self.fail(f"{value!r} is not valid JSON ({error}).", param, ctx)
+            self.fail(f"{excerpt(value)} is not valid JSON ({str(error)[:200]}).", param, ctx)
         if not isinstance(data, dict):
-            self.fail(f"{value!r} must be a JSON object such as '{{\"alpha\": 0.35}}'.",
+            self.fail(f"{excerpt(value)} must be a JSON object such as '{{\"alpha\": 0.35}}'.",
                       param, ctx)
         return data
 
@@ -195,9 +296,9 @@ class BlocksType(click.ParamType):
         try:
             number = int(text)
         except ValueError:
-            self.fail(f"{value!r} is neither a number of blocks nor 'all'.", param, ctx)
+            self.fail(f"{excerpt(value)} is neither a number of blocks nor 'all'.", param, ctx)
         if number < 0:
-            self.fail(f"{value!r} must be >= 0.", param, ctx)
+            self.fail(f"{excerpt(value)} must be >= 0.", param, ctx)
         return number
 
 
@@ -215,6 +316,6 @@ class WeightsType(click.ParamType):
         if text.lower() == "imagenet":
             return "imagenet"
         if not Path(text).expanduser().is_file():
-            self.fail(f"{text!r} is neither 'imagenet', 'none' nor an existing weights file.",
+            self.fail(f"{excerpt(text)} is neither 'imagenet', 'none' nor an existing weights file.",
                       param, ctx)
         return str(Path(text).expanduser())

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import click
-import numpy as np
 
-from kerastl.cli.common import Output, import_kerastl, output_options, report_module
+from kerastl.cli.common import (Output, import_kerastl, output_options, report_module,
+                                safe_field)
 from kerastl.cli.config import config_option
 from kerastl.cli.loading import SPLIT_CHOICES, check_data_spec, load_eval_data
-from kerastl.cli.models import open_model
 
 
-def evaluate_predictor(predictor, dataset, out: Output) -> tuple[np.ndarray, np.ndarray]:
+def evaluate_predictor(predictor, dataset, out: Output):
     """Runs `predictor` over ``(images, labels)`` batches; returns ``(labels, scores)``."""
+    import numpy as np
+
     labels, scores = [], []
     length = int(dataset.cardinality()) if hasattr(dataset, "cardinality") else -1
     with out.progress(dataset, label="Evaluating", length=length if length > 0 else None) as it:
@@ -36,7 +37,7 @@ def metrics_for(predictor, y_true, scores, description: str) -> dict:
 
 
 def _matrix_text(metrics: dict) -> str:
-    names = metrics["class_names"]
+    names = [safe_field(n, 30) for n in metrics["class_names"]]
     width = max(len(n) for n in names + ["true \\ pred"])
     cols = [max(len(n), 5) for n in names]
     lines = ["confusion matrix (rows: true, columns: predicted)",
@@ -44,6 +45,19 @@ def _matrix_text(metrics: dict) -> str:
     for name, row in zip(names, metrics["confusion_matrix"]):
         lines.append(name.ljust(width) + "".join(f"  {v:>{c}}" for v, c in zip(row, cols)))
     return "\n".join(lines)
+
+
+def _display_metrics(metrics: dict) -> dict:
+    """`metrics` with class names escaped and clipped for a terminal table."""
+    if "class_names" not in metrics or "per_class" not in metrics:
+        return metrics
+    names, per_class = [], {}
+    for i, name in enumerate(metrics["class_names"]):
+        shown = safe_field(name, 30)
+        shown = shown if shown not in per_class else f"{shown} [{i}]"
+        names.append(shown)
+        per_class[shown] = metrics["per_class"][name]
+    return {**metrics, "class_names": names, "per_class": per_class}
 
 
 @click.command("evaluate")
@@ -58,7 +72,7 @@ def _matrix_text(metrics: dict) -> str:
 @click.option("--output", type=click.Path(file_okay=False), default=None,
               help="Also write metrics.json, confusion_matrix.png and report.md to this folder. "
                    "Example: --output runs/flowers_eval")
-@config_option
+@config_option(example="eval.yaml")
 @output_options
 def evaluate_command(model, data, *, split: str, batch_size: int, output, out: Output):
     """Measure a model on labelled images: accuracy, per-class precision,
@@ -79,7 +93,8 @@ def evaluate_command(model, data, *, split: str, batch_size: int, output, out: O
                                "'model' and 'data' in --config).")
     check_data_spec(data)
     kerastl = import_kerastl(debug=out.debug)
-    predictor = open_model(kerastl, model)
+    predictor = kerastl.load_predictor(model)
+    out.status(f"Model: {predictor.path} ({predictor.kind})")
     names = predictor.labels if predictor.task in ("multiclass", "binary") else None
     out.status(f"Loading {data} ...")
     dataset, _, description = load_eval_data(kerastl, data, image_size=predictor.input_shape[:2],
@@ -95,7 +110,8 @@ def evaluate_command(model, data, *, split: str, batch_size: int, output, out: O
                               class_names=names, config=settings,
                               title=f"kerastl evaluate: {model}")
         out.status(f"Report: {run.file('report')}")
-    text = report_module().format_metrics(metrics)
+    text = (f"model: {predictor.path} ({predictor.kind})\n"
+            + report_module().format_metrics(_display_metrics(metrics)))
     if "confusion_matrix" in metrics:
         text += "\n\n" + _matrix_text(metrics)
     quiet = f"{metrics['accuracy']:.4f}" if "accuracy" in metrics else f"{metrics['mae']:.4g}"

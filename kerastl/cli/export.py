@@ -7,7 +7,7 @@ import click
 from kerastl.cli.common import Output, import_kerastl, output_options
 from kerastl.cli.config import CommaList, config_option
 from kerastl.cli.loading import SPLIT_CHOICES, has_ready_split, is_tfds, load_eval_data
-from kerastl.cli.options import QUANTIZATIONS
+from kerastl.cli.options import QUANTIZATIONS, renamed_option, take_renamed
 
 FORMATS = ("saved_model", "keras", "tflite")
 NO_CALIBRATION_QUANTIZE = ("float32", "dynamic", "float16")
@@ -17,13 +17,13 @@ def _calibration_split(spec: str) -> str:
     return "train" if is_tfds(spec) or has_ready_split(spec) else "all"
 
 
-def _quantize(quantize, calibration_data) -> tuple:
-    if quantize is None:
-        return QUANTIZATIONS if calibration_data else NO_CALIBRATION_QUANTIZE
-    if "int8" in quantize and not calibration_data:
-        raise click.UsageError("--quantize int8 needs --calibration-data (a few hundred "
+def _quantization(quantization, representative_data) -> tuple:
+    if quantization is None:
+        return QUANTIZATIONS if representative_data else NO_CALIBRATION_QUANTIZE
+    if "int8" in quantization and not representative_data:
+        raise click.UsageError("--quantization int8 needs --representative-data (a few hundred "
                                "training images to calibrate the integer ranges).")
-    return tuple(quantize)
+    return tuple(quantization)
 
 
 @click.command("export")
@@ -31,15 +31,17 @@ def _quantize(quantize, calibration_data) -> tuple:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Export folder; each export adds a numbered version inside it. "
                    "Required. Example: --out saved_models/flowers")
-@click.option("--quantize", type=CommaList(QUANTIZATIONS), default=None,
+@click.option("--quantization", type=CommaList(QUANTIZATIONS), default=None,
               help="TFLite files to write: float32, dynamic (int8 weights), float16, int8 "
-                   "(full integer) [default: all four with --calibration-data, else the first "
-                   "three]. Example: --quantize int8,float16")
+                   "(full integer) [default: all four with --representative-data, else the "
+                   "first three]. Example: --quantization int8,float16")
+@renamed_option("--quantize", type=CommaList(QUANTIZATIONS))
 @click.option("--formats", type=CommaList(FORMATS), default=",".join(FORMATS),
               show_default=True, help="Artifacts to write. Example: --formats tflite")
-@click.option("--calibration-data", default=None,
+@click.option("--representative-data", default=None,
               help="Images to calibrate int8 on: a folder of class folders (its train/ split "
-                   "when split) or tfds:NAME. Example: --calibration-data flowers/")
+                   "when split) or tfds:NAME. Example: --representative-data flowers/")
+@renamed_option("--calibration-data")
 @click.option("--num-calibration-samples", type=click.IntRange(min=1), default=200,
               show_default=True, help="How many calibration images to use. "
                                       "Example: --num-calibration-samples 500")
@@ -56,7 +58,7 @@ def _quantize(quantize, calibration_data) -> tuple:
               help="Replace an existing version of the same name. Example: --overwrite")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images per batch while reading data. Example: --batch-size 16")
-@config_option
+@config_option(example="export.yaml")
 @output_options
 def export_command(model, *, out_dir, out: Output, **params):
     """Export a trained model for serving and phones, and check every
@@ -70,26 +72,28 @@ def export_command(model, *, out_dir, out: Output, **params):
     Examples:
       kerastl export runs/flowers/model.keras --out saved_models/flowers
       kerastl export runs/flowers/model.keras --out saved_models/flowers \\
-          --quantize int8 --calibration-data flowers/ --eval-data flowers/ --eval-split validation
+          --quantization int8 --representative-data flowers/ --eval-data flowers/ \\
+          --eval-split validation
     """
     directory = out_dir
+    take_renamed(params, out)
     if not model:
         raise click.UsageError("Missing argument 'MODEL' (a .keras file or an exported "
                                "version folder).")
     if not directory:
         raise click.UsageError("Missing option '--out' (the export folder).")
     if "tflite" in params["formats"]:
-        quantize = _quantize(params["quantize"], params["calibration_data"])
+        quantization = _quantization(params["quantization"], params["representative_data"])
     else:
-        quantize = ("float32",)  # not used without tflite
+        quantization = ("float32",)  # not used without tflite
 
     kerastl = import_kerastl(debug=out.debug)
     loaded = kerastl.load(model, compile=False)
     size = tuple(int(d) for d in loaded.input_shape[1:3])
     names = kerastl.model_info(loaded).class_names
     calibration = evaluation = None
-    if params["calibration_data"]:
-        spec = params["calibration_data"]
+    if params["representative_data"]:
+        spec = params["representative_data"]
         out.status(f"Loading calibration images from {spec} ...")
         calibration, _, _ = load_eval_data(kerastl, spec, image_size=size,
                                            batch_size=params["batch_size"],
@@ -99,12 +103,13 @@ def export_command(model, *, out_dir, out: Output, **params):
         evaluation, _, _ = load_eval_data(kerastl, params["eval_data"], image_size=size,
                                           batch_size=params["batch_size"],
                                           split=params["eval_split"], class_names=names)
+    out.status(f"Exporting to {directory} ({', '.join(quantization)}) ...")
     with out.working():
         report = kerastl.export(loaded, directory, formats=params["formats"],
-                                quantization=quantize,
+                                quantization=quantization,
                                 representative_data=calibration,
                                 num_calibration_samples=params["num_calibration_samples"],
                                 eval_data=evaluation, version=params["version"],
-                                overwrite=params["overwrite"], verbose=out.verbose)
-    out.result(report.to_dict(), f"Exported version {report.version} to {report.path}",
-               quiet_text=report.path)
+                                overwrite=params["overwrite"], verbose=0)
+    # The report table once, as the result (kerastl.export's own print is off).
+    out.result(report.to_dict(), str(report), quiet_text=report.path)

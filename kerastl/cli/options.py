@@ -75,12 +75,52 @@ def run_export_options(func):
                      help="Also export the trained model to this folder (a new numbered "
                           "version: SavedModel, .keras, .tflite). "
                           "Example: --export saved_models/flowers"),
-        click.option("--quantize", type=CommaList(QUANTIZATIONS),
+        click.option("--quantization", type=CommaList(QUANTIZATIONS),
                      default=",".join(DEFAULT_EXPORT_QUANTIZE), show_default=True,
                      help="TFLite files written with --export (float32, dynamic, float16, "
                           "int8; int8 is calibrated on training images). "
-                          "Example: --quantize int8,float16"),
+                          "Example: --quantization int8,float16"),
+        renamed_option("--quantize", type=CommaList(QUANTIZATIONS)),
     ])
+
+
+# Deprecated flag -> (its new name, the new flag's parameter name).
+RENAMED = {"--quantize": ("--quantization", "quantization"),
+           "--calibration-data": ("--representative-data", "representative_data"),
+           "--recipes": ("--recipe", "recipe")}
+_DEPRECATED_SUFFIX = "_deprecated"
+
+
+def renamed_option(old: str, **kwargs):
+    """The hidden, deprecated flag `old` (see `RENAMED`); `take_renamed` moves its value."""
+    new = RENAMED[old][0]
+    dest = old.lstrip("-").replace("-", "_") + _DEPRECATED_SUFFIX
+    return click.option(old, dest, hidden=True, default=None,
+                        help=f"Deprecated alias of {new}. Example: {new} ...", **kwargs)
+
+
+def take_renamed(params: dict, out=None) -> dict:
+    """Moves the values of deprecated flags in `params` to their new names (in place).
+
+    Raises:
+        click.UsageError: Both the old and the new flag were given.
+    """
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    for key in [k for k in params if k.endswith(_DEPRECATED_SUFFIX)]:
+        value = params.pop(key)
+        if value is None:
+            continue
+        old = "--" + key[:-len(_DEPRECATED_SUFFIX)].replace("_", "-")
+        new, name = RENAMED[old]
+        source = ctx.get_parameter_source(name) if ctx is not None else None
+        if source not in (None, ParameterSource.DEFAULT):
+            raise click.UsageError(f"{old} is the deprecated name of {new}; give only {new}.")
+        if out is None or not out.quiet:
+            click.echo(f"Warning: {old} is deprecated; use {new}.", err=True)
+        params[name] = value
+    return params
 
 
 def _slug(text: str) -> str:
@@ -156,14 +196,14 @@ def prepare_run(kerastl, params: dict, out, *, data_spec: str, backbone: str):
     return size, strategy, data
 
 
-def export_model(kerastl, model, directory, *, quantize, data, out):
+def export_model(kerastl, model, directory, *, quantization, data, out):
     """Exports `model` with `kerastl.export`; int8 is calibrated on ``data.train``."""
     eval_split = data.test if data.test is not None else data.validation
-    out.status(f"Exporting to {directory} ({', '.join(quantize)}) ...")
+    out.status(f"Exporting to {directory} ({', '.join(quantization)}) ...")
     with out.working():
-        return kerastl.export(model, directory, quantization=tuple(quantize),
-                              representative_data=data.train if "int8" in quantize else None,
-                              eval_data=eval_split, verbose=out.verbose)
+        return kerastl.export(model, directory, quantization=tuple(quantization),
+                              representative_data=data.train if "int8" in quantization else None,
+                              eval_data=eval_split, verbose=0)  # the summary shows it
 
 
 def settings_dict(params: dict, **resolved) -> dict:

@@ -1,49 +1,73 @@
-"""``kerastl predict MODEL IMAGE...``: top-k labels of images, with any model format."""
+"""``kerastl predict MODEL IMAGE...``: top-k labels of images, with any model format.
+
+A thin caller of `kerastl.load_predictor`: images are decoded as in training,
+files that cannot be used are skipped and listed (stderr, and ``skipped`` in
+``--json``), and every label or file name is printed escaped and clipped.
+"""
 
 from __future__ import annotations
 
 import click
-import numpy as np
 
-from kerastl.cli.common import Output, import_kerastl, output_options
-from kerastl.cli.models import image_files, open_model, read_image
+from kerastl.cli.common import Output, import_kerastl, output_options, safe_field
 
 BATCH = 32
+MAX_LISTED_SKIPPED = 20
 
 
-def best_labels(scores: np.ndarray, labels: list, k: int) -> list[list[dict]]:
-    """Returns, per row of `scores`, the `k` best ``{"label", "index", "score"}``."""
-    k = min(k, scores.shape[1])
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return [[{"label": labels[j], "index": int(j), "score": float(row[j])} for j in idx]
-            for row, idx in zip(scores, order)]
-
-
-def _text(results: list[dict], regression: bool) -> str:
+def _text(records: list[dict], regression: bool) -> str:
     lines = []
-    for r in results:
+    for r in records:
+        name = safe_field(r["image"], 500)
         if regression:
-            lines.append(f"{r['image']}: {', '.join(f'{v:.4g}' for v in r['predictions'])}")
+            lines.append(f"{name}: {', '.join(f'{v:.4g}' for v in r['predictions'])}")
         else:
-            best = ", ".join(f"{p['label']} {p['score']:.3f}" for p in r["top_k"])
-            lines.append(f"{r['image']}: {best}")
+            best = ", ".join(f"{safe_field(p['label'])} {p['score']:.3f}" for p in r["top_k"])
+            lines.append(f"{name}: {best}")
     return "\n".join(lines)
+
+
+def _quiet(records: list[dict], regression: bool) -> str:
+    lines = []
+    for r in records:
+        fields = [safe_field(r["image"], 500)]
+        if regression:
+            fields.append(",".join(f"{v:.6g}" for v in r["predictions"]))
+        else:
+            for p in r["top_k"]:
+                fields += [safe_field(p["label"]), f"{p['score']:.4f}"]
+        lines.append("\t".join(fields))
+    return "\n".join(lines)
+
+
+def _report_skipped(skipped: list, out: Output) -> None:
+    if not skipped:
+        return
+    lines = [f"Skipped {len(skipped)} file(s) that cannot be used:"]
+    lines += [f"  {safe_field(path, 500)}: {safe_field(reason, 300)}"
+              for path, reason in skipped[:MAX_LISTED_SKIPPED]]
+    if len(skipped) > MAX_LISTED_SKIPPED:
+        lines.append(f"  ... and {len(skipped) - MAX_LISTED_SKIPPED} more (see --json)")
+    click.echo("\n".join(lines), err=True)  # also when quiet: a file was left out
 
 
 @click.command("predict")
 @click.argument("model", type=click.Path())
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--top-k", "-k", type=click.IntRange(min=1), default=3, show_default=True,
-              help="How many of the best labels to show per image. Example: --top-k 1")
+              help="How many of the best labels to show per image (with --quiet: label and "
+                   "score pairs, tab-separated). Example: --top-k 1")
 @output_options
 def predict_command(model, images, *, top_k: int, out: Output):
     """Predict the labels of images with a trained or exported model.
 
     MODEL is a .keras file, a .tflite file (float or int8, run with the
     TFLite runtime like on a phone), a SavedModel folder, an exported version
-    folder (saved_models/NAME/1) or an export folder (its newest version).
-    IMAGE is an image file or a folder of them; each is resized to the
-    model's input size.
+    folder (saved_models/NAME/1: its model.keras) or an export folder (its
+    newest version); the first status line names the file that runs. IMAGE
+    is an image file or a folder of them, decoded as in training and resized
+    to the model's input size; files that cannot be read, or with more than
+    89,478,485 pixels, are skipped and listed.
 
     \b
     Examples:
@@ -51,27 +75,29 @@ def predict_command(model, images, *, top_k: int, out: Output):
       kerastl predict saved_models/flowers/1/model_int8.tflite photos/ --top-k 1
       kerastl predict saved_models/flowers daisy.jpg --json
     """
-    files = image_files(images)
     kerastl = import_kerastl(debug=out.debug)
-    predictor = open_model(kerastl, model)
-    size = predictor.input_shape[:2]
-    results = []
+    files = kerastl.predictor.image_files(images)
+    predictor = kerastl.load_predictor(model)
+    out.status(f"Model: {predictor.path} ({predictor.kind})")
+    paths, rows, skipped = [], [], []
     with out.progress(range(0, len(files), BATCH), label="Predicting") as starts:
         for start in starts:
-            batch = files[start:start + BATCH]
-            scores = predictor.predict(np.stack([read_image(p, size) for p in batch]))
-            for path, row in zip(batch, scores):
-                results.append((str(path), row))
+            result = predictor.predict_files(files[start:start + BATCH], batch_size=BATCH)
+            paths += result.paths
+            rows += list(result.scores)
+            skipped += result.skipped
+    _report_skipped(skipped, out)
+    if not paths:
+        raise ValueError(f"None of the {len(files)} image file(s) could be read (listed above).")
     regression = predictor.task == "regression"
     records = []
-    for path, row in results:
+    for path, row in zip(paths, rows):
         if regression:
             records.append({"image": path, "predictions": [float(v) for v in row]})
         else:
-            records.append({"image": path, "top_k": best_labels(row[None], predictor.labels,
-                                                                top_k)[0]})
-    quiet = "\n".join(f"{r['image']}\t{r['top_k'][0]['label']}\t{r['top_k'][0]['score']:.4f}"
-                      if not regression else f"{r['image']}\t{r['predictions']}"
-                      for r in records)
-    out.result({"model": str(model), "format": predictor.kind, "predictions": records},
-               _text(records, regression), quiet_text=quiet)
+            best = kerastl.predictor.top_k_labels(row[None], predictor.labels, top_k)[0]
+            records.append({"image": path, "top_k": best})
+    data = {"model": str(model), "artifact": predictor.path, "format": predictor.kind,
+            "predictions": records,
+            "skipped": [{"image": p, "reason": r} for p, r in skipped]}
+    out.result(data, _text(records, regression), quiet_text=_quiet(records, regression))

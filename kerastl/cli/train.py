@@ -68,7 +68,8 @@ def train_run(params: dict, out: Output) -> dict:
     export_report = None
     if params["export"]:
         export_report = opts.export_model(kerastl, model, params["export"],
-                                          quantize=params["quantize"], data=data, out=out)
+                                          quantization=params["quantization"], data=data,
+                                          out=out)
     settings = opts.settings_dict(params, image_size=size, data=data_spec)
     out.status("Evaluating and writing the run report ...")
     with out.working():
@@ -95,16 +96,18 @@ def train_run(params: dict, out: Output) -> dict:
                    "Example: --recipe two_stage")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Epochs of the head stage [default: the recipe's]. Example: --epochs 5")
-@click.option("--fine-tune-epochs", type=click.IntRange(min=0), default=None,
-              help="Epochs of the fine-tuning stage(s) [default: the recipe's]. "
-                   "Example: --fine-tune-epochs 3")
+@click.option("--fine-tune-epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs of each fine-tuning stage of two_stage and progressive (x>=1; "
+                   "feature_extraction and fine_tune have one stage, set by --epochs) "
+                   "[default: 6]. Example: --fine-tune-epochs 3")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Peak learning rate of the head [default: the recipe's]. "
                    "Example: --learning-rate 3e-4")
 @click.option("--backbone-learning-rate", type=click.FloatRange(min=0, min_open=True),
               default=None,
-              help="Peak learning rate of the top unfrozen block [default: the recipe's, a "
-                   "tenth of the head's]. Example: --backbone-learning-rate 1e-5")
+              help="Peak learning rate of the top unfrozen backbone block [default: "
+                   "two_stage and progressive: the fine-tuning stage's head rate; fine_tune: "
+                   "a tenth of --learning-rate]. Example: --backbone-learning-rate 1e-5")
 @click.option("--trainable-blocks", type=BlocksType(), default=None,
               help="How many top backbone blocks to fine-tune, or all [default: the "
                    "recipe's]. Example: --trainable-blocks 4")
@@ -135,4 +138,4 @@ def train_command(*, out: Output, **params):
       kerastl train photos/ --recipe two_stage --trainable-blocks 4 --fine-tune-epochs 3
       kerastl train --config train.yaml --epochs 2
     """
-    train_run(params, out)
+    train_run(opts.take_renamed(params, out), out)

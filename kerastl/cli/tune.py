@@ -81,7 +81,7 @@ def search_space(kerastl, backbone: str, params: dict):
     flags = {"trainable_blocks": params["trainable_blocks"],
              "learning_rate": params["learning_rate"],
              "backbone_learning_rate": params["backbone_learning_rate"],
-             "dropout": params["dropout"], "recipe": params["recipes"]}
+             "dropout": params["dropout"], "recipe": params["recipe"]}
     given.update({k: (list(v) if k == "recipe" else v) for k, v in flags.items()
                   if v is not None})
     return space_cls.default_for(backbone, **given)
@@ -125,7 +125,8 @@ def tune_run(params: dict, out: Output) -> dict:
     export_report = None
     if params["export"]:
         export_report = opts.export_model(kerastl, result.best_model, params["export"],
-                                          quantize=params["quantize"], data=data, out=out)
+                                          quantization=params["quantization"], data=data,
+                                          out=out)
     settings = opts.settings_dict(params, image_size=size, data=data_spec, tuner_dir=tuner_dir)
     with out.working():
         run = report_module()(run_dir, model=result.best_model, tune_result=result,
@@ -169,9 +170,11 @@ def tune_run(params: dict, out: Output) -> dict:
 @click.option("--dropout", type=SpaceValue(), default=None,
               help="Head dropout, same forms (linear range) [default: 0:0.5]. "
                    "Example: --dropout 0.0,0.2")
-@click.option("--recipes", type=CommaList(TUNE_RECIPES), default=None,
-              help="Training recipes to try (feature_extraction, fine_tune, two_stage, "
-                   "progressive) [default: two_stage]. Example: --recipes two_stage,fine_tune")
+@click.option("--recipe", type=CommaList(TUNE_RECIPES), default=None,
+              help="Training recipe(s) to try, comma-separated (feature_extraction, fine_tune, "
+                   "two_stage, progressive) [default: two_stage]. "
+                   "Example: --recipe two_stage,fine_tune")
+@opts.renamed_option("--recipes", type=CommaList(TUNE_RECIPES))
 @click.option("--search-space", type=JsonDict(), default=None,
               help="The whole search space as JSON (keys of kerastl.SearchSpace; two numbers "
                    "are a range); the flags above override its entries. "
@@ -183,7 +186,7 @@ def tune_run(params: dict, out: Output) -> dict:
               help="Retrain the best setting for --max-epochs (or reload its trial weights). "
                    "Example: --no-refit")
 @opts.run_export_options
-@config_option
+@config_option(example="tune.yaml")
 @output_options
 def tune_command(*, out: Output, **params):
     """Search the unfreeze depth, learning rates and dropout on DATA, keep
@@ -199,4 +202,4 @@ def tune_command(*, out: Output, **params):
       kerastl tune photos/ --algorithm random --max-trials 4 --export saved_models/photos
       kerastl tune --config tune.yaml
     """
-    tune_run(params, out)
+    tune_run(opts.take_renamed(params, out), out)

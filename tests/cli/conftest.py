@@ -26,6 +26,6 @@ def trained(split_folder, tmp_path_factory):
     work = tmp_path_factory.mktemp("train")
     (work / "train.yaml").write_text(CONFIG)
     proc = run_kerastl("train", split_folder, "--config", "train.yaml", "--batch-size", "8",
-                       "--export", "saved_models/tiny", "--quantize", "int8",
+                       "--export", "saved_models/tiny", "--quantization", "int8",
                        "--output", "runs/tiny", "--json", cwd=work)
     return work, parse_json(proc)

@@ -8,7 +8,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from kerastl.cli.common import CliFailure, Output, comma_list, output_options, short_message
+from kerastl.cli.common import (CliFailure, Output, comma_list, json_default, output_options,
+                                safe_field, short_message, terminal_safe)
 
 
 @click.command()
@@ -78,9 +79,56 @@ def test_short_message_cuts_long_messages():
     assert "OSError" not in short_message(FileNotFoundError("gone"))
 
 
-def test_cli_failure_and_comma_list():
-    assert CliFailure("x").exit_code == 1
+@click.command()
+@click.option("--label", default="rose")
+@output_options
+def _echo(label, *, out: Output):
+    if label == "fail":
+        raise CliFailure("gone \x1b[2J wrong", json_mode=out.json)
+    out.status(f"status {label}")
+    out.result({"label": label}, f"label: {label}", quiet_text=label)
+
+
+def test_cli_failure_exits_1_with_one_escaped_error_line():
+    result = CliRunner().invoke(_echo, ["--label", "fail"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == "Error: gone \\x1b[2J wrong\n"
+
+
+@pytest.mark.parametrize("mode", [[], ["--quiet"]])
+def test_printed_text_has_control_characters_escaped_and_long_lines_clipped(mode):
+    title = "\x1b]0;pwned\x07rose\u202e"
+    result = CliRunner().invoke(_echo, ["--label", title + "x" * 5000, *mode])
+    assert result.exit_code == 0
+    for stream in (result.stdout, result.stderr):
+        assert "\x1b" not in stream and "\x07" not in stream and "\u202e" not in stream
+        assert all(len(line) < 1100 for line in stream.splitlines())
+    assert "\\x1b]0;pwned\\x07rose\\u202e" in result.stdout
+    assert "more characters" in result.stdout
+    as_json = CliRunner().invoke(_echo, ["--label", title, "--json"])
+    assert json.loads(as_json.stdout) == {"label": title}  # JSON keeps it, escaped by json
+    assert "\x1b" not in as_json.stdout
+
+
+def test_safe_field_escapes_newlines_and_tabs_too():
+    assert safe_field("a\nfake\tlabel") == "a\\nfake\\tlabel"
+    assert terminal_safe("two\nlines\tok") == "two\nlines\tok"
+    assert safe_field("y" * 500, 10) == "y" * 10 + "... (490 more characters)"
+
+
+def test_comma_list():
     assert comma_list(" int8, ,float16 ") == ["int8", "float16"]
+
+
+def test_json_default_turns_numpy_and_reports_into_json():
+    import numpy as np
+
+    class Report:
+        def to_dict(self):
+            return {"accuracy": np.float32(0.5)}
+
+    text = json.dumps({"a": np.arange(3), "r": Report(), "s": (1, 2)}, default=json_default)
+    assert json.loads(text) == {"a": [0, 1, 2], "r": {"accuracy": 0.5}, "s": [1, 2]}
 
 
 @pytest.mark.parametrize("quiet,verbose", [(False, 1), (True, 0)])

@@ -12,7 +12,7 @@ from kerastl.cli import main
 def test_export_tflite_with_eval_data(trained, split_folder, tmp_path):
     work, _ = trained
     args = ["export", str(work / "runs" / "tiny" / "model.keras"), "--out", str(tmp_path / "sm"),
-            "--formats", "tflite", "--quantize", "float32", "--eval-data", str(split_folder),
+            "--formats", "tflite", "--quantization", "float32", "--eval-data", str(split_folder),
             "--eval-split", "validation", "--json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

@@ -10,7 +10,7 @@ from kerastl.cli import main
 
 from .helpers import run_kerastl
 
-COMMANDS = ("train", "tune", "export", "evaluate", "predict", "backbones")
+COMMANDS = ("train", "tune", "export", "evaluate", "predict", "backbones", "weights")
 
 
 def test_group_lists_every_command():
@@ -21,14 +21,23 @@ def test_group_lists_every_command():
     assert set(main.commands) == set(COMMANDS)
 
 
-@pytest.mark.parametrize("name", COMMANDS)
-def test_every_flag_is_documented_with_an_example(name):
-    command = main.commands[name]
+def _leaf_commands():
+    for name in COMMANDS:
+        command = main.commands[name]
+        if isinstance(command, click.Group):
+            yield from ((f"{name} {sub}", [name, sub], cmd) for sub, cmd in command.commands.items())
+        else:
+            yield name, [name], command
+
+
+@pytest.mark.parametrize("name,args,command", list(_leaf_commands()),
+                         ids=[n for n, _, _ in _leaf_commands()])
+def test_every_flag_is_documented_with_an_example(name, args, command):
     assert "Examples:" in command.help and f"kerastl {name}" in command.help
     for param in command.params:
         if isinstance(param, click.Option) and param.name != "help":
             assert param.help and "Example:" in param.help, f"{name} {param.opts}"
-    result = CliRunner().invoke(main, [name, "--help"])
+    result = CliRunner().invoke(main, [*args, "--help"])
     assert result.exit_code == 0 and "Example:" in result.output
 
 
@@ -47,11 +56,18 @@ def test_missing_data_exits_1_with_a_short_message(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
+    (["train", "x", "--quantization", "int4"], "'int4' not in"),
     (["train", "x", "--quantize", "int4"], "'int4' not in"),
+    (["train", "x", "--fine-tune-epochs", "0"], "x>=1"),
     (["train", "x", "--trainable-blocks", "some"], "neither a number of blocks nor 'all'"),
     (["train"], "Missing argument 'DATA'"),
     (["export", "m.keras"], "Missing option '--out'"),
-    (["export", "m.keras", "--out", "o", "--quantize", "int8"], "needs --calibration-data"),
+    (["export", "m.keras", "--out", "o", "--quantization", "int8"],
+     "needs --representative-data"),
+    (["export", "m.keras", "--out", "o", "--quantize", "int8", "--quantization", "int8"],
+     "--quantize is the deprecated name of --quantization"),
+    (["tune", "x", "--recipes", "two_stage", "--recipe", "fine_tune"],
+     "--recipes is the deprecated name of --recipe"),
     (["evaluate", "m.keras"], "needs MODEL and DATA"),
     (["predict", "m.keras"], "Missing argument 'IMAGES...'"),
 ])
@@ -79,3 +95,40 @@ def test_flag_choices_match_the_library():
     assert train.RECIPES == kerastl.training.RECIPES
     assert tune.TUNE_RECIPES == kerastl.tuning.RECIPES
     assert tune.ALGORITHMS == kerastl.tuning.tuners.ALGORITHMS
+
+
+@pytest.mark.parametrize("name,example", [("export", "export.yaml"), ("evaluate", "eval.yaml"),
+                                          ("tune", "tune.yaml"), ("train", "train.yaml")])
+def test_config_help_names_the_commands_own_file(name, example):
+    text = CliRunner().invoke(main, [name, "--help"]).output
+    assert f"--config {example}" in text
+    if name != "train":
+        assert "train.yaml" not in text
+
+
+@pytest.mark.parametrize("name,old,new", [("train", "--quantize", "--quantization"),
+                                          ("tune", "--quantize", "--quantization"),
+                                          ("tune", "--recipes", "--recipe"),
+                                          ("export", "--quantize", "--quantization"),
+                                          ("export", "--calibration-data", "--representative-data")])
+def test_renamed_flags_keep_a_hidden_alias_that_feeds_the_new_name(name, old, new):
+    from kerastl.cli.options import take_renamed
+
+    text = CliRunner().invoke(main, [name, "--help"]).output
+    assert new in text and f"{old} " not in text and f"{old}," not in text
+    command = main.commands[name]
+    param = next(p for p in command.params if old in p.opts)
+    ctx = command.make_context(name, [old, "two_stage" if old == "--recipes" else "int8"],
+                               resilient_parsing=True)
+    with ctx:
+        params = dict(ctx.params)
+        take_renamed(params)
+    assert param.name not in params
+    assert params[new.lstrip("-").replace("-", "_")] in (("int8",), ("two_stage",), "int8")
+
+
+def test_train_help_says_what_the_learning_rates_default_to():
+    text = " ".join(CliRunner().invoke(main, ["train", "--help"]).output.split())
+    assert "a tenth of the head's]" not in text
+    assert "two_stage and progressive: the fine-tuning stage's head rate" in text
+    assert "fine_tune: a tenth of --learning-rate" in text

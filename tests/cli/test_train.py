@@ -40,7 +40,7 @@ def test_flags_override_the_config_file(trained):
     config = json.loads((work / "runs" / "tiny" / "config.json").read_text())
     assert config["batch-size"] == 8  # the flag, not the file's 4
     assert config["epochs"] == 3 and config["backbone"] == "mobilenet"  # from the file
-    assert config["image-size"] == 32 and config["quantize"] == ["int8"]
+    assert config["image-size"] == 32 and config["quantization"] == ["int8"]
     assert config["weights"] == "none"
 
 

@@ -31,18 +31,26 @@ def test_space_value_and_depth_choices():
 
 def _params(**kw):
     base = {"search_space": None, "trainable_blocks": None, "learning_rate": None,
-            "backbone_learning_rate": None, "dropout": None, "recipes": None}
+            "backbone_learning_rate": None, "dropout": None, "recipe": None}
     return {**base, **kw}
 
 
 def test_search_space_from_json_then_flags():
     space = search_space(kerastl, "mobilenet_v2", _params(
         search_space={"dropout": [0.0, 0.3], "learning-rate": [1e-4, 1e-2]},
-        learning_rate=[1e-3, 3e-3], trainable_blocks=[0, 2], recipes=("two_stage", "fine_tune")))
+        learning_rate=[1e-3, 3e-3], trainable_blocks=[0, 2], recipe=("two_stage", "fine_tune")))
     got = space.to_dict()
     assert got["trainable_blocks"] == [0, 2]
     assert got["recipe"] == ["two_stage", "fine_tune"]
-    assert json.dumps(got)  # JSON-friendly
+    # The flag's choices win over the file's range; the file's two numbers are a range.
+    expected = kerastl.SearchSpace.default_for(
+        "mobilenet_v2", learning_rate=[1e-3, 3e-3], dropout=(0.0, 0.3), trainable_blocks=[0, 2],
+        recipe=["two_stage", "fine_tune"]).to_dict()
+    assert got == expected
+    assert got != kerastl.SearchSpace.default_for(
+        "mobilenet_v2", learning_rate=(1e-4, 1e-2), dropout=(0.0, 0.3), trainable_blocks=[0, 2],
+        recipe=["two_stage", "fine_tune"]).to_dict()
+    assert json.loads(json.dumps(got)) == got  # --json and config.json can hold it
     default = search_space(kerastl, "mobilenet_v2", _params()).to_dict()
     assert default["trainable_blocks"] == kerastl.SearchSpace.default_for(
         "mobilenet_v2").to_dict()["trainable_blocks"]

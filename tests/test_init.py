@@ -1,0 +1,61 @@
+"""``import kerastl`` is lazy, yet Keras finds kerastl's layers as soon as Keras is imported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import kerastl
+
+
+def _python(code: str, **env) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_import_kerastl_and_its_cli_load_no_tensorflow():
+    proc = _python("import sys, kerastl, kerastl.cli, kerastl.weights\n"
+                   "print(sorted(m for m in ('tensorflow', 'keras', 'tensorflow_hub', "
+                   "'keras_tuner', 'matplotlib') if m in sys.modules))")
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("keras_first", [False, True], ids=["kerastl_first", "keras_first"])
+def test_keras_load_model_finds_kerastl_layers(tmp_path, keras_first):
+    model = kerastl.build("mobilenet", num_classes=3, input_shape=(32, 32, 3), weights=None,
+                          backbone_kwargs={"alpha": 0.25}, class_names=["a", "b", "c"])
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    order = "import keras, kerastl" if keras_first else "import kerastl, keras"
+    code = (f"{order}\n"
+            f"model = keras.saving.load_model({str(path)!r})\n"
+            "print(type(model.get_layer('head')).__module__)\n"
+            "print(keras.saving.get_registered_object('kerastl>ScaledAdamW').__name__)\n"
+            "print(kerastl.model_info(model).class_names)")
+    lines = _python(code).stdout.strip().splitlines()
+    assert lines == ["kerastl.layers", "ScaledAdamW", "['a', 'b', 'c']"]
+
+
+def test_every_public_name_resolves_to_its_module():
+    import kerastl.model
+    import kerastl.training
+
+    assert kerastl.build is kerastl.model.build
+    assert kerastl.fit is kerastl.training.fit
+    assert callable(kerastl.export) and kerastl.export.export is not None
+    for name in kerastl.__all__:
+        assert getattr(kerastl, name) is not None, name
+    assert {"build", "fit", "load_predictor", "data"} <= set(dir(kerastl))
+    with pytest.raises(AttributeError, match="no attribute 'bulid'"):
+        kerastl.bulid  # noqa: B018
+
+
+def test_the_import_hook_is_gone_once_it_registered():
+    import keras  # noqa: F401 (the test session has imported Keras)
+
+    assert not any(getattr(f, "kerastl_hook", False) for f in sys.meta_path)
