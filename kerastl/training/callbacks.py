@@ -64,6 +64,9 @@ class BestWeights(keras.callbacks.Callback):
         patience: Epochs without improvement before stopping (None: never).
         tie_monitor: Metric that breaks ties of `monitor` (lower is better).
         state_dir: Folder to persist the state in, or None.
+        select: Choose the best epoch by `monitor`. False (no validation data:
+            nothing held out to choose on) keeps the last epoch and never stops
+            early, so no choice rests on the training loss alone.
 
     Attributes:
         best: Best value of `monitor`, or None.
@@ -74,8 +77,10 @@ class BestWeights(keras.callbacks.Callback):
     """
 
     def __init__(self, monitor: str, *, patience: int | None = None,
-                 tie_monitor: str | None = "val_loss", state_dir: str | None = None):
+                 tie_monitor: str | None = "val_loss", state_dir: str | None = None,
+                 select: bool = True):
         super().__init__()
+        self.select = select
         self.monitor = monitor
         self.mode = monitor_mode(monitor)
         self.patience = patience
@@ -115,6 +120,8 @@ class BestWeights(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def _improved(self, logs) -> bool:
+        if not self.select:
+            return True
         return is_better(logs, self.best_logs if self.best is not None else None,
                          self.monitor, self.tie_monitor)
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 
 import keras
 import tensorflow as tf
 
+from kerastl.distribute import resolve_strategy
 from kerastl.freezing import check_trainable_blocks
+from kerastl.layers import task_loss, task_metrics
 from kerastl.model import get_blocks, get_head, model_info, model_spec
 from kerastl.training.cache import DEFAULT_MEMORY_LIMIT, FeatureCache
 from kerastl.training.callbacks import is_better
@@ -21,26 +24,35 @@ from kerastl.training.report import FitReport
 from kerastl.training.stage import AUGMENTATION_LAYER, Context, default_augmenter, run_stage
 
 
-def fit(model, train, validation_data=None, *, recipe="auto", epochs=None,
+def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto", epochs=None,
         fine_tune_epochs=None, learning_rate=None, backbone_learning_rate=None,
         layer_decay=None, trainable_blocks=None, batch_size=32, shuffle=True,
         cache_features=True, augment_passes=None, feature_cache=None,
         cache_memory_limit=DEFAULT_MEMORY_LIMIT, label_smoothing=0.1, weight_decay=0.0,
         class_weight=None, early_stopping=True, callbacks=None, checkpoint_dir=None,
-        mixed_precision=None, jit_compile=False, strategy=None, bn_training=False,
-        seed=None, verbose=1) -> FitReport:
+        dtype_policy=None, jit_compile=False, strategy=None, bn_training=False,
+        seed=None, verbose=1, mixed_precision=None) -> FitReport:
     """Trains a model from `kerastl.build` with a transfer-learning recipe.
 
     Stages whose backbone is frozen train on cached features: the backbone
-    runs once over the data, then the head trains on its pooled features.
+    runs once over the data, then the head is fitted on its pooled features,
+    by default in closed form as an L2-regularised linear model whose strength
+    is chosen on the validation data (k-fold cross-validation on the training
+    data without it; `kerastl.training.linear_head`).
     Stages that unfreeze the top blocks train on the cached output of the
     frozen bottom blocks, so each step runs only the top blocks. The model
-    ends at the weights of its best validation epoch over all stages, compiled
-    for its task with plain labels (``model.evaluate(data.validation)`` works).
+    ends at the weights of its best validation epoch, compiled for its task
+    with plain labels (``model.evaluate(data.validation)`` works). A later
+    stage is kept only when it scores strictly better on the validation data
+    than the stages before it; otherwise their weights are restored. Every
+    choice (strength, epoch, stage) uses the validation data only; the report
+    says what chose what (``FitReport.selected_on``, ``StageReport.selected_on``).
 
     Recipes (see `kerastl.training.recipes`): ``"feature_extraction"``,
-    ``"fine_tune"``, ``"two_stage"``, ``"progressive"``, and ``"auto"``:
-    ``"feature_extraction"`` below 400 training examples, else ``"two_stage"``.
+    ``"fine_tune"``, ``"two_stage"``, ``"progressive"``, and ``"auto"``: with
+    validation data, the head and then a fine-tuning stage that is kept only
+    when it beats the head on validation (``"two_stage"``); without, the
+    head alone, chosen by cross-validation (``"feature_extraction"``).
 
     Args:
         model: A model from `kerastl.build` (or loaded from its ``.keras`` file).
@@ -49,10 +61,17 @@ def fit(model, train, validation_data=None, *, recipe="auto", epochs=None,
             in [0, 255], a tuple of arrays ``(x, y)``, or a `kerastl.data.ImageData`
             (its validation split is used when `validation_data` is None).
         validation_data: Validation data in the same forms, or None (then the
-            training loss picks the best epoch and nothing is held out).
+            head's strength is chosen by k-fold cross-validation on the
+            training data, and fine-tuning stages keep their last epoch).
         recipe: ``"auto"``, ``"feature_extraction"``, ``"fine_tune"``,
             ``"two_stage"`` or ``"progressive"``.
-        epochs: Epochs of the first stage (default 30 on cached features, 10 on images).
+        head_solver: How head-only stages train: ``"linear"`` (closed form on
+            cached features, strength chosen on held-out data; needs
+            `cache_features` and a head without hidden layers), ``"gradient"``
+            (epochs of Adam with early stopping) or ``"auto"`` (``"linear"``
+            where it applies).
+        epochs: Epochs of the first stage when it trains by gradient (default 30
+            on cached features, 10 on images; for ``"fine_tune"`` 6).
         fine_tune_epochs: Epochs of each later stage (default 6).
         learning_rate: Peak learning rate of every stage (default 1e-3). Each
             stage warms up for one epoch from a tenth of it (not the head stage),
@@ -81,7 +100,7 @@ def fit(model, train, validation_data=None, *, recipe="auto", epochs=None,
             (on cached stages their ``model`` is the trained top part).
         checkpoint_dir: Folder that makes the run resumable: called again with the
             same arguments after a crash, `fit` goes on where it stopped.
-        mixed_precision: None (the model's policy), ``"float32"``,
+        dtype_policy: None (the model's policy), ``"float32"``,
             ``"mixed_float16"`` (GPUs) or ``"mixed_bfloat16"`` (TPUs, recent CPUs).
             The layers compute in this policy during `fit` and get their own
             policy back afterwards; the output layer stays float32.
@@ -91,6 +110,7 @@ def fit(model, train, validation_data=None, *, recipe="auto", epochs=None,
         bn_training: Let BatchNormalization layers of trainable blocks train.
         seed: Seed of weights, shuffling and augmentation (reproducible runs).
         verbose: 0 (silent), 1 (progress bars and the stage table), 2 (one line per epoch).
+        mixed_precision: Deprecated name of `dtype_policy`.
 
     Returns:
         A `kerastl.training.FitReport`.
@@ -101,14 +121,22 @@ def fit(model, train, validation_data=None, *, recipe="auto", epochs=None,
         >>> report = kerastl.fit(model, data)
         >>> print(report)
     """
+    if mixed_precision is not None:
+        warnings.warn("`mixed_precision` is deprecated; use `dtype_policy` (Keras's name).",
+                      FutureWarning, stacklevel=2)
+        if dtype_policy is not None and dtype_policy != mixed_precision:
+            raise ValueError("Pass `dtype_policy` only (`mixed_precision` is its deprecated "
+                             f"name). Received: dtype_policy={dtype_policy!r}, "
+                             f"mixed_precision={mixed_precision!r}")
+        dtype_policy = mixed_precision
     opts = check_options(
-        recipe=recipe, epochs=epochs, fine_tune_epochs=fine_tune_epochs,
+        recipe=recipe, head_solver=head_solver, epochs=epochs, fine_tune_epochs=fine_tune_epochs,
         learning_rate=learning_rate, backbone_learning_rate=backbone_learning_rate,
         layer_decay=layer_decay, trainable_blocks=trainable_blocks, batch_size=batch_size,
         shuffle=shuffle, cache_features=cache_features, augment_passes=augment_passes,
         cache_memory_limit=cache_memory_limit, label_smoothing=label_smoothing,
         weight_decay=weight_decay, early_stopping=early_stopping, checkpoint_dir=checkpoint_dir,
-        mixed_precision=mixed_precision, jit_compile=jit_compile, bn_training=bn_training,
+        dtype_policy=dtype_policy, jit_compile=jit_compile, bn_training=bn_training,
         seed=seed, verbose=verbose)
     user_callbacks = check_callbacks(callbacks)
     if feature_cache is not None and not isinstance(feature_cache, FeatureCache):
@@ -119,13 +147,13 @@ def fit(model, train, validation_data=None, *, recipe="auto", epochs=None,
                          "cache_features=False with a feature_cache")
     train, validation_data, known = _unpack(train, validation_data)
     info = model_info(model)
-    strategy = _strategy(strategy, model)
+    strategy = resolve_strategy(strategy, model)
     started = time.perf_counter()
     if opts.seed is not None:
         keras.utils.set_random_seed(opts.seed)
     ctx, stages, report = _setup(model, info, train, validation_data, opts, feature_cache,
                                  strategy, user_callbacks, class_weight, known)
-    with _dtype_policy(model, opts.mixed_precision):
+    with _dtype_policy(model, opts.dtype_policy):
         _run(ctx, stages, report)
     _compile_for_evaluation(model, info, strategy)
     report.seconds = time.perf_counter() - started
@@ -149,19 +177,6 @@ def _unpack(train, validation_data):
     return train, validation_data, known
 
 
-def _strategy(strategy, model):
-    if strategy is None:
-        return model.distribute_strategy
-    if isinstance(strategy, str):
-        from kerastl.distribute import get_strategy
-
-        return get_strategy(strategy)
-    if not isinstance(strategy, tf.distribute.Strategy):
-        raise ValueError("`strategy` must be None, a tf.distribute.Strategy or a "
-                         f"kerastl.distribute.get_strategy kind. Received: strategy={strategy!r}")
-    return strategy
-
-
 def _setup(model, info, train, validation_data, opts, feature_cache, strategy, callbacks,
            class_weight, known_examples):
     blocks = get_blocks(model)
@@ -175,8 +190,13 @@ def _setup(model, info, train, validation_data, opts, feature_cache, strategy, c
     val_data = as_data("validation_data", validation_data, batch_size=opts.batch_size,
                        shuffle=False, seed=None)
     can_unfreeze = spec.source != "hub" and len(blocks) > 1
-    recipe = resolve_recipe(opts.recipe, num_examples=train_data.num_examples,
+    recipe = resolve_recipe(opts.recipe, has_validation=val_data is not None,
                             can_unfreeze=can_unfreeze)
+    if opts.head_solver == "linear" and (not opts.cache_features
+                                         or get_head(model).hidden_units):
+        raise ValueError("`head_solver='linear'` needs cache_features=True and a head without "
+                         "hidden layers. Received: head_solver='linear' with cache_features="
+                         f"{opts.cache_features}, hidden_units={get_head(model).hidden_units}")
     _check_recipe_arguments(opts, recipe)
     stages = plan_stages(recipe, num_blocks=len(blocks), head_cached=opts.cache_features,
                          epochs=opts.epochs, fine_tune_epochs=opts.fine_tune_epochs,
@@ -195,13 +215,17 @@ def _setup(model, info, train, validation_data, opts, feature_cache, strategy, c
                                       else None)
     checkpoint = None
     if opts.checkpoint_dir is not None:
-        checkpoint = Checkpoint(opts.checkpoint_dir, _plan(recipe, stages, opts, model))
+        checkpoint = Checkpoint(opts.checkpoint_dir, _plan(recipe, stages, opts, model),
+                                train=train_data, validation=val_data)
     augmenter, key = _augmenter(model, opts)
     ctx = Context(model, blocks, info.task, info.num_outputs, train_data, val_data, opts, cache,
                   label_transform(info.task, info.num_outputs, weights),
                   label_transform(info.task, info.num_outputs), monitor, strategy,
-                  _loss_scale(model, opts), callbacks, checkpoint, augmenter, key)
+                  _loss_scale(model, opts), callbacks, checkpoint, augmenter, key,
+                  class_weights=weights)
     report = FitReport(recipe, info.task, monitor, train_data.num_examples)
+    report.selected_on = ("validation" if val_data is not None
+                          else "none: no validation data, the last stage")
     return ctx, stages, report
 
 
@@ -226,7 +250,8 @@ def _labels(data):
 
 def _plan(recipe, stages, opts, model) -> dict:
     return {"recipe": recipe, "model": model.name, "stages": [s.to_dict() for s in stages],
-            "augment_passes": opts.augment_passes, "cache_features": opts.cache_features}
+            "augment_passes": opts.augment_passes, "cache_features": opts.cache_features,
+            "head_solver": opts.head_solver}
 
 
 def _augmenter(model, opts):
@@ -240,7 +265,7 @@ def _augmenter(model, opts):
 
 
 def _loss_scale(model, opts) -> bool:
-    policy = opts.mixed_precision or model.dtype_policy.name
+    policy = opts.dtype_policy or model.dtype_policy.name
     return policy == "mixed_float16"
 
 
@@ -252,7 +277,6 @@ def _run(ctx, stages, report):
             best, best_stage, best_weights = saved
     _warm_cache(ctx, [s for i, s in enumerate(stages)
                       if ctx.checkpoint is None or ctx.checkpoint.finished(i) is None])
-    tie = "val_loss" if ctx.validation is not None else None
     for index, stage in enumerate(stages):
         done = ctx.checkpoint.finished(index) if ctx.checkpoint else None
         if done is not None:
@@ -262,7 +286,9 @@ def _run(ctx, stages, report):
         stage_report = run_stage(ctx, index, stage)
         report.stages.append(stage_report)
         report.num_examples = ctx.train.num_examples
-        if ctx.validation is None or is_better(stage_report.best, best, ctx.monitor, tie):
+        # A later stage must beat the earlier ones strictly (no tie-break): a
+        # fine-tuning that only matches the head is not worth its risk.
+        if ctx.validation is None or is_better(stage_report.best, best, ctx.monitor):
             best, best_stage, best_weights = stage_report.best, index, ctx.model.get_weights()
             if ctx.checkpoint is not None:
                 ctx.checkpoint.save_best(best_weights, best, index)
@@ -309,12 +335,7 @@ def compile_for_evaluation(model, *, strategy=None):
 
 def _compile_for_evaluation(model, info, strategy):
     """Compiles `model` with its task's loss and metrics for plain (integer) labels."""
-    metrics = {"multiclass": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-               "binary": [keras.metrics.BinaryAccuracy(name="accuracy")],
-               "multilabel": [keras.metrics.BinaryAccuracy(name="accuracy")],
-               "regression": [keras.metrics.MeanAbsoluteError(name="mae")]}[info.task]
-    loss = {"multiclass": "sparse_categorical_crossentropy", "binary": "binary_crossentropy",
-            "multilabel": "binary_crossentropy", "regression": "mse"}[info.task]
+    metrics, loss = task_metrics(info.task), task_loss(info.task)
     with strategy.scope():
         model.compile(optimizer=keras.optimizers.Adam(), loss=loss, metrics=metrics)
 

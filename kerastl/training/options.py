@@ -11,6 +11,7 @@ from kerastl._validation import check_float, check_int, check_one_of
 from kerastl.training.recipes import RECIPES
 
 MIXED_PRECISION = (None, "float32", "mixed_float16", "mixed_bfloat16")
+HEAD_SOLVERS = ("auto", "linear", "gradient")
 DEFAULT_PATIENCE_CACHED = 10
 DEFAULT_PATIENCE = 5
 
@@ -30,6 +31,7 @@ class FitOptions:
     """`kerastl.fit`'s keyword arguments, checked."""
 
     recipe: str = "auto"
+    head_solver: str = "auto"
     epochs: int | None = None
     fine_tune_epochs: int | None = None
     learning_rate: float | None = None
@@ -45,7 +47,7 @@ class FitOptions:
     weight_decay: float = 0.0
     early_stopping: bool | int = True
     checkpoint_dir: str | None = None
-    mixed_precision: str | None = None
+    dtype_policy: str | None = None
     jit_compile: bool | str = False
     bn_training: bool = False
     seed: int | None = None
@@ -63,6 +65,7 @@ class FitOptions:
 def check_options(**kw) -> FitOptions:
     """Returns the checked `FitOptions`, or raises ValueError naming the bad argument."""
     check_one_of("recipe", kw["recipe"], RECIPES)
+    check_one_of("head_solver", kw["head_solver"], HEAD_SOLVERS)
     for name in ("epochs", "fine_tune_epochs"):
         _optional(check_int, name, kw[name], minimum=1)
     for name in ("learning_rate", "backbone_learning_rate"):
@@ -88,7 +91,7 @@ def check_options(**kw) -> FitOptions:
     if folder is not None and not isinstance(folder, (str, os.PathLike)):
         raise ValueError("`checkpoint_dir` must be a folder path or None. "
                          f"Received: checkpoint_dir={kw['checkpoint_dir']!r}")
-    check_one_of("mixed_precision", kw["mixed_precision"], MIXED_PRECISION)
+    check_one_of("dtype_policy", kw["dtype_policy"], MIXED_PRECISION)
     check_one_of("jit_compile", kw["jit_compile"], (False, True, "auto"))
     _optional(check_int, "seed", kw["seed"], minimum=0)
     check_int("verbose", kw["verbose"], minimum=0, maximum=2)
@@ -109,4 +112,4 @@ def check_callbacks(callbacks) -> list:
     return items
 
 
-__all__ = ["FitOptions", "MIXED_PRECISION", "check_callbacks", "check_options"]
+__all__ = ["FitOptions", "HEAD_SOLVERS", "MIXED_PRECISION", "check_callbacks", "check_options"]

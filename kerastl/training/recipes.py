@@ -16,10 +16,15 @@ Recipes:
   tenth of the peak, then cosine decay to 0.
 * ``"progressive"``: head warm-up, then the unfrozen part grows one group of
   blocks per stage (three groups up to `trainable_blocks`).
-* ``"auto"``: ``"feature_extraction"`` below `AUTO_MIN_FINE_TUNE` training
-  examples (too few to fine-tune without overfitting the validation choice),
-  ``"two_stage"`` otherwise. Backbones that cannot be partly unfrozen (TF Hub)
-  get ``"feature_extraction"``.
+* ``"auto"``: decided from the data, not from a size threshold. With
+  validation data it is ``"two_stage"``: the head (fitted in closed form on
+  cached features, its regularisation chosen on validation), then a
+  fine-tuning stage that `kerastl.fit` keeps only when it scores strictly
+  better than the head on the validation data (otherwise the head's weights
+  are restored). Without validation data nothing could judge a fine-tuning
+  stage, so it is ``"feature_extraction"`` (the head chosen by k-fold
+  cross-validation). Backbones that cannot be partly unfrozen (TF Hub) get
+  ``"feature_extraction"``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ RECIPES = ("auto", "feature_extraction", "fine_tune", "two_stage", "progressive"
 # only: 0.87-0.89; one image is 0.005). The tutorial's 10x lower rate is too
 # low with a warm-up and cosine decay, so the fine-tuning stage uses the same
 # peak rate as the head stage (FINE_TUNE_LR_FACTOR = 1).
-AUTO_MIN_FINE_TUNE = 400
 HEAD_EPOCHS_CACHED = 30
 HEAD_EPOCHS_UNCACHED = 10
 FINE_TUNE_EPOCHS = 6
@@ -74,26 +78,25 @@ class Stage:
         return dataclasses.asdict(self)
 
 
-def resolve_recipe(recipe: str, *, num_examples: int | None, can_unfreeze: bool) -> str:
+def resolve_recipe(recipe: str, *, has_validation: bool, can_unfreeze: bool) -> str:
     """Returns the concrete recipe that ``recipe`` (maybe ``"auto"``) stands for.
 
     Args:
         recipe: One of `RECIPES`.
-        num_examples: Training examples (None when unknown: treated as many).
+        has_validation: Whether there is validation data to judge fine-tuning on.
         can_unfreeze: Whether the backbone can be partly unfrozen.
 
     Returns:
         A recipe other than ``"auto"``.
 
     Example:
-        >>> kerastl.training.recipes.resolve_recipe("auto", num_examples=100, can_unfreeze=True)
+        >>> kerastl.training.recipes.resolve_recipe("auto", has_validation=False,
+        ...                                         can_unfreeze=True)
         'feature_extraction'
     """
     if recipe != "auto":
         return recipe
-    if not can_unfreeze:
-        return "feature_extraction"
-    if num_examples is not None and num_examples < AUTO_MIN_FINE_TUNE:
+    if not can_unfreeze or not has_validation:
         return "feature_extraction"
     return "two_stage"
 

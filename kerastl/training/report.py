@@ -31,6 +31,13 @@ class StageReport:
         cache_seconds: Wall time spent computing cached activations for the stage.
         train_seconds: Wall time of the training epochs.
         images_per_second: Training examples processed per second of `train_seconds`.
+        solver: ``"linear"`` (the head fitted in closed form on cached features,
+            `kerastl.training.linear_head`) or ``"gradient"`` (epochs of an optimizer).
+        l2: The L2 strength the linear head was fitted with (None for ``"gradient"``).
+        l2_scores: ``{l2: held-out loss}`` of every strength tried (linear head).
+        selected_on: What chose the stage's weights: ``"validation"`` (best
+            epoch or strength on the validation data), ``"<k>-fold
+            cross-validation"`` (on the training data), or ``"none: ..."``.
     """
 
     name: str
@@ -52,6 +59,10 @@ class StageReport:
     cache_seconds: float = 0.0
     train_seconds: float = 0.0
     images_per_second: float = 0.0
+    solver: str = "gradient"
+    l2: float | None = None
+    l2_scores: dict = dataclasses.field(default_factory=dict)
+    selected_on: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -79,6 +90,10 @@ class FitReport:
         seconds: Wall time of the whole call.
         backbone_batches: Image batches run through the backbone (or its frozen
             prefix) to fill the feature cache.
+        selected_on: What chose the stage the model ends at: ``"validation"``
+            (a later stage is kept only when it scores strictly better on
+            the validation data than every earlier one) or ``"none: ..."`` (no
+            validation data: the last stage).
 
     Example:
         >>> report = kerastl.fit(model, data.train, data.validation)
@@ -96,6 +111,7 @@ class FitReport:
     best_stage: int | None = None
     seconds: float = 0.0
     backbone_batches: int = 0
+    selected_on: str | None = None
 
     @property
     def history(self) -> dict:
@@ -122,8 +138,9 @@ class FitReport:
         rows = [("stage", "blocks", "cached", "epochs", f"best {metric}", "seconds", "img/s")]
         for s in self.stages:
             value = s.best.get(metric)
-            rows.append((s.name, str(s.trainable_blocks), s.cached or "-",
-                         f"{s.epochs_run}/{s.epochs}" + (f" ({s.stopped})" if s.stopped else ""),
+            epochs = (f"l2={s.l2:.3g}" if s.solver == "linear"
+                      else f"{s.epochs_run}/{s.epochs}" + (f" ({s.stopped})" if s.stopped else ""))
+            rows.append((s.name, str(s.trainable_blocks), s.cached or "-", epochs,
                          "-" if value is None else f"{value:.4f}", f"{s.seconds:.1f}",
                          f"{s.images_per_second:.0f}"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -136,6 +153,11 @@ class FitReport:
                      + ("" if self.best_stage is None
                         else f" (stage {self.stages[self.best_stage].name!r})")
                      + f"; total {self.seconds:.1f} s")
+        choices = [f"{s.name}: {s.selected_on}" for s in self.stages if s.selected_on]
+        if self.selected_on:
+            choices.append(f"stage kept: {self.selected_on}")
+        if choices:
+            lines.append("  chosen on: " + "; ".join(choices))
         return "\n".join(lines)
 
 

@@ -7,11 +7,12 @@ import math
 import time
 
 import keras
+import numpy as np
 
 from kerastl import distribute
 from kerastl.freezing import apply_trainable_blocks
-from kerastl.model import get_backbone
-from kerastl.training import graph
+from kerastl.model import get_backbone, get_head
+from kerastl.training import graph, linear_head
 from kerastl.training.cache import FeatureCache
 from kerastl.training.callbacks import BestWeights
 from kerastl.training.checkpoint import Checkpoint, backup_callback
@@ -53,6 +54,7 @@ class Context:
     augmenter: object = None
     augmenter_key: str | None = None
     warm_seconds: float = 0.0
+    class_weights: object = None
 
     def cut_for(self, depth: int):
         """Returns ``(cut, note)``: where stage activations can be cached, or why not."""
@@ -125,12 +127,24 @@ def _compile(ctx: Context, model, stage: Stage, steps: int):
                   steps_per_execution=options["steps_per_execution"])
 
 
+def linear_head_possible(ctx: Context, stage: Stage) -> bool:
+    """Whether a stage's head can be fitted in closed form (`kerastl.training.linear_head`).
+
+    It can when the stage trains the head alone on cached pooled features and
+    the head has no hidden layers (it is then a linear model on the features).
+    """
+    return (stage.trainable_blocks == 0 and ctx.cache is not None
+            and not get_head(ctx.model).hidden_units)
+
+
 def run_stage(ctx: Context, index: int, stage: Stage) -> StageReport:
     """Trains one stage and returns its report (the model is left at the stage's best)."""
     opts = ctx.options
     depth = stage.trainable_blocks
     apply_trainable_blocks(get_backbone(ctx.model), ctx.blocks, depth,
                            bn_training=opts.bn_training)
+    if opts.head_solver in ("auto", "linear") and linear_head_possible(ctx, stage):
+        return run_linear_head(ctx, stage)
     cut, note = ctx.cut_for(depth)
     start = time.perf_counter()
     train_ds, val_ds, n, mode = _datasets(ctx, cut)
@@ -148,9 +162,11 @@ def run_stage(ctx: Context, index: int, stage: Stage) -> StageReport:
                          layer_decay=stage.layer_decay, cached=mode, cache_note=note,
                          cache_seconds=cache_seconds)
     state_dir = ctx.checkpoint.stage_dir(index) if ctx.checkpoint else None
-    best = BestWeights(ctx.monitor, patience=opts.patience(mode is not None),
-                       tie_monitor="val_loss" if ctx.validation is not None else None,
-                       state_dir=state_dir)
+    selects = ctx.validation is not None
+    best = BestWeights(ctx.monitor, patience=opts.patience(mode is not None) if selects else None,
+                       tie_monitor="val_loss" if selects else None, state_dir=state_dir,
+                       select=selects)
+    report.selected_on = "validation" if selects else "none: no validation data, last epoch"
     backup = backup_callback(ctx.checkpoint, index)
     callbacks = [best] + ctx.callbacks + ([backup] if backup else [])
     if opts.verbose:
@@ -174,9 +190,72 @@ def run_stage(ctx: Context, index: int, stage: Stage) -> StageReport:
     return report
 
 
+def run_linear_head(ctx: Context, stage: Stage) -> StageReport:
+    """Fits the head as a regularised linear model on cached features (no epochs).
+
+    The L2 strength is chosen on the validation features, or by k-fold
+    cross-validation on the training features without validation data.
+    """
+    start = time.perf_counter()
+    train, val = ctx.cached(graph.pooled_cut(ctx.model))
+    cache_seconds = time.perf_counter() - start + ctx.warm_seconds
+    ctx.warm_seconds = 0.0
+    ctx.train.num_examples = train.num_examples
+    features, labels = np.asarray(train.arrays[0]), np.asarray(train.arrays[1])
+    weights = _row_weights(ctx, train)
+    start = time.perf_counter()
+    result = linear_head.fit_linear(
+        ctx.task, ctx.num_outputs, features, labels,
+        validation_features=None if val is None else np.asarray(val.arrays[0]),
+        validation_labels=None if val is None else np.asarray(val.arrays[1]),
+        sample_weight=weights, passes=train.passes, seed=ctx.options.seed)
+    output = get_head(ctx.model).output_layer
+    output.set_weights([result.kernel, result.bias])
+    smoothing = ctx.options.label_smoothing
+    best = _prefixed(linear_head.evaluate_linear(
+        ctx.task, result.kernel, result.bias, features[: train.num_examples],
+        labels[: train.num_examples], ctx.num_outputs, label_smoothing=smoothing), "")
+    if val is not None:
+        best.update(_prefixed(linear_head.evaluate_linear(
+            ctx.task, result.kernel, result.bias, val.arrays[0], val.arrays[1],
+            ctx.num_outputs, label_smoothing=smoothing), "val_"))
+    report = StageReport(stage.name, 0, [], [v.path for v in output.trainable_weights], 0,
+                         learning_rate=0.0, cached="features", cache_seconds=cache_seconds)
+    report.solver, report.l2, report.selected_on = "linear", result.l2, result.selection
+    report.l2_scores = {f"{k:.3g}": v for k, v in sorted(result.scores.items())}
+    report.best, report.best_epoch = best, None
+    report.train_seconds = time.perf_counter() - start
+    if ctx.options.verbose:
+        print(f"Stage {stage.name!r}: linear head on cached features ({cache_seconds:.1f} s), "
+              f"l2={result.l2:.3g} by {result.selection} of {len(result.scores)} strengths "
+              f"({report.train_seconds:.1f} s)")
+    return report
+
+
+def _prefixed(metrics: dict, prefix: str) -> dict:
+    return {prefix + k: v for k, v in metrics.items()}
+
+
+def _row_weights(ctx: Context, cached):
+    """Per-row loss weights of cached training data: sample weights times class weights."""
+    weights = np.asarray(cached.arrays[2], "float64") if len(cached.arrays) > 2 else None
+    if ctx.class_weights is None:
+        return weights
+    labels = np.asarray(cached.arrays[1])
+    if ctx.task == "binary":
+        index = (labels.reshape(len(labels), -1)[:, 0] > 0.5).astype("int64")
+    elif labels.ndim == 2 and labels.shape[-1] > 1:
+        index = labels.argmax(axis=-1)
+    else:
+        index = labels.reshape(-1).astype("int64")
+    cw = np.asarray(ctx.class_weights, "float64")[index]
+    return cw if weights is None else weights.reshape(-1) * cw
+
+
 def _epochs_here(model) -> int:
     history = getattr(model, "history", None)
     return len(getattr(history, "epoch", []) or [])
 
 
-__all__ = ["Context", "default_augmenter", "run_stage"]
+__all__ = ["Context", "default_augmenter", "linear_head_possible", "run_linear_head",
+           "run_stage"]

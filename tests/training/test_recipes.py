@@ -51,13 +51,13 @@ def test_two_stage_with_depth_zero_is_feature_extraction():
     assert [s.name for s in stages] == ["head"]
 
 
-def test_auto_rule():
-    many = recipes.AUTO_MIN_FINE_TUNE
-    assert resolve_recipe("auto", num_examples=many - 1, can_unfreeze=True) == "feature_extraction"
-    assert resolve_recipe("auto", num_examples=many, can_unfreeze=True) == "two_stage"
-    assert resolve_recipe("auto", num_examples=None, can_unfreeze=True) == "two_stage"
-    assert resolve_recipe("auto", num_examples=10**6, can_unfreeze=False) == "feature_extraction"
-    assert resolve_recipe("progressive", num_examples=1, can_unfreeze=True) == "progressive"
+def test_auto_rule_decides_from_validation_not_size():
+    # With validation data fine-tuning is tried (and kept only if it wins there).
+    assert resolve_recipe("auto", has_validation=True, can_unfreeze=True) == "two_stage"
+    # Without, nothing could judge it: the head alone, chosen by cross-validation.
+    assert resolve_recipe("auto", has_validation=False, can_unfreeze=True) == "feature_extraction"
+    assert resolve_recipe("auto", has_validation=True, can_unfreeze=False) == "feature_extraction"
+    assert resolve_recipe("progressive", has_validation=False, can_unfreeze=True) == "progressive"
 
 
 def test_stage_to_dict():
