@@ -48,6 +48,28 @@ def check_one_of(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     )
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """Returns `value` if it is True or False, else raises `ValueError`.
+
+    Only real bools pass: ``1``, ``"yes"`` and ``np.bool_`` are refused so a
+    misplaced argument cannot be read as a flag.
+
+    Args:
+        name: The argument's name.
+        value: What the user passed.
+
+    Returns:
+        `value`, unchanged.
+
+    Example:
+        >>> kerastl._validation.check_bool("overwrite", True)
+        True
+    """
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"`{name}` must be True or False. Received: {name}={_fmt(value)}")
+
+
 def check_int(name: str, value: Any, *, minimum: int | None = None,
               maximum: int | None = None, extra: str = "") -> int:
     """Returns `value` as an int if it is an integer within the bounds.

@@ -15,7 +15,8 @@ import dataclasses
 
 import keras
 
-from kerastl._validation import check_int
+from kerastl._validation import check_bool, check_int
+from kerastl.accessors import get_backbone, get_blocks, model_spec
 from kerastl.backbones.blocks import Block, resolve_blocks
 from kerastl.backbones.spec import BackboneSpec
 
@@ -164,10 +165,8 @@ def set_trainable_blocks(model, trainable_blocks, *, bn_training: bool = False,
         >>> kerastl.set_trainable_blocks(model, 2).trainable_block_names
         ['block_16', 'Conv_1']
     """
-    from kerastl.model import get_backbone, get_blocks, model_spec
-
-    if isinstance(bn_training, str) or not isinstance(bn_training, bool):
-        raise ValueError(f"`bn_training` must be True or False. Received: bn_training={bn_training!r}")
+    check_bool("bn_training", bn_training)
+    check_bool("recompile_model", recompile_model)
     spec = model_spec(model)
     backbone = get_backbone(model)
     blocks = get_blocks(model)

@@ -89,6 +89,69 @@ def output_activation(task: str) -> str | None:
             "regression": None}[check_one_of("task", task, TASKS)]
 
 
+def task_loss(task: str, *, one_hot: bool = False, label_smoothing: float = 0.0):
+    """Returns the Keras loss of a task: the one definition of task -> loss in kerastl.
+
+    Args:
+        task: ``"multiclass"``, ``"binary"``, ``"multilabel"`` or ``"regression"``.
+        one_hot: Multiclass labels are one-hot vectors (``CategoricalCrossentropy``,
+            which supports label smoothing) instead of integer class ids
+            (``SparseCategoricalCrossentropy``).
+        label_smoothing: Label smoothing of the cross-entropy losses (needs
+            ``one_hot=True`` for ``"multiclass"``).
+
+    Returns:
+        A `keras.losses.Loss`.
+
+    Example:
+        >>> kerastl.layers.task_loss("multiclass").name
+        'sparse_categorical_crossentropy'
+    """
+    check_one_of("task", task, TASKS)
+    smoothing = check_float("label_smoothing", label_smoothing, minimum=0.0, maximum=1.0,
+                            max_inclusive=False)
+    if task == "multiclass":
+        if one_hot:
+            return keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+        if smoothing:
+            raise ValueError("`label_smoothing` needs one-hot labels (one_hot=True) for "
+                             f"task='multiclass'. Received: label_smoothing={label_smoothing!r}")
+        return keras.losses.SparseCategoricalCrossentropy()
+    if task in ("binary", "multilabel"):
+        return keras.losses.BinaryCrossentropy(label_smoothing=smoothing)
+    return keras.losses.MeanSquaredError()
+
+
+def task_metrics(task: str, *, one_hot: bool = False, num_outputs: int | None = None) -> list:
+    """Returns new Keras metric objects of a task: ``accuracy`` (``mae`` for regression).
+
+    Args:
+        task: The task.
+        one_hot: Multiclass labels are one-hot vectors (else integer class ids).
+        num_outputs: For ``"multilabel"``: the number of labels; then an ``auc``
+            metric (one per label, averaged) is added.
+
+    Returns:
+        A list of `keras.metrics.Metric`.
+
+    Example:
+        >>> [m.name for m in kerastl.layers.task_metrics("binary")]
+        ['accuracy']
+    """
+    check_one_of("task", task, TASKS)
+    if task == "multiclass":
+        if one_hot:
+            return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if task == "regression":
+        return [keras.metrics.MeanAbsoluteError(name="mae")]
+    metrics = [keras.metrics.BinaryAccuracy(name="accuracy")]
+    if task == "multilabel" and num_outputs is not None:
+        metrics.append(keras.metrics.AUC(multi_label=True, num_labels=int(num_outputs),
+                                         name="auc"))
+    return metrics
+
+
 @keras.saving.register_keras_serializable(package="kerastl")
 class ClassificationHead(keras.layers.Layer):
     """The task head: global pooling, dropout, optional hidden layers, output layer.

@@ -1,14 +1,21 @@
-"""`kerastl.build`: pretrained backbone + preprocessing + head as one `keras.Model`."""
+"""`kerastl.build`: pretrained backbone + preprocessing + head as one `keras.Model`.
+
+The accessors that read a built model (`get_head`, `get_backbone`,
+`get_blocks`, `model_spec`, `model_info`, `ModelInfo`, `feature_extractor`)
+live in `kerastl.accessors` and are re-exported here.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 
 import keras
 
 from kerastl import distribute
-from kerastl._validation import check_int, check_keys, check_one_of
+from kerastl._validation import check_bool, check_int, check_keys, check_one_of
+from kerastl.accessors import (CUSTOM_PREFIX, HUB_PREFIX, ModelInfo, feature_extractor,
+                               get_backbone, get_blocks, get_head, get_preprocessing,
+                               model_info, model_spec, spec_for_name)
 from kerastl.backbones.blocks import resolve_blocks
 from kerastl.backbones.factory import check_weights, make_backbone
 from kerastl.backbones.registry import get_backbone_spec
@@ -19,139 +26,8 @@ from kerastl.layers import TASKS, ClassificationHead, ImagePreprocessing, PREPRO
 
 DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 AUGMENTATIONS = (None, "default")
-_CUSTOM_PREFIX = "custom:"
-_HUB_PREFIX = "hub:"
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelInfo:
-    """What a kerastl model is, read from its layers (survives save/load).
-
-    Attributes:
-        backbone: Registry name, ``"hub:<handle>"`` or ``"custom:<name>"``.
-        task: ``"multiclass"``, ``"binary"``, ``"multilabel"`` or ``"regression"``.
-        num_outputs: Units of the output layer.
-        class_names: Class names, or None.
-        input_shape: ``(height, width, channels)``; inputs are RGB in [0, 255].
-        preprocessing: The `kerastl.layers.ImagePreprocessing` mode.
-    """
-
-    backbone: str
-    task: str
-    num_outputs: int
-    class_names: list | None
-    input_shape: tuple
-    preprocessing: str
-
-    def to_dict(self) -> dict:
-        out = dataclasses.asdict(self)
-        out["input_shape"] = list(self.input_shape)
-        return out
-
-
-def _find_layer(model, cls, what):
-    for layer in model.layers:
-        if isinstance(layer, cls):
-            return layer
-    raise ValueError(f"{model.name!r} is not a kerastl model: it has no {what} layer "
-                     f"({cls.__name__}). Build it with kerastl.build(...).")
-
-
-def get_head(model) -> ClassificationHead:
-    """Returns the model's `kerastl.layers.ClassificationHead` layer."""
-    return _find_layer(model, ClassificationHead, "head")
-
-
-def get_preprocessing(model) -> ImagePreprocessing:
-    """Returns the model's `kerastl.layers.ImagePreprocessing` layer."""
-    return _find_layer(model, ImagePreprocessing, "preprocessing")
-
-
-def get_backbone(model):
-    """Returns the model's backbone layer (the layer named ``"backbone"``)."""
-    try:
-        return model.get_layer("backbone")
-    except ValueError:
-        raise ValueError(f"{model.name!r} is not a kerastl model: it has no layer named "
-                         "'backbone'. Build it with kerastl.build(...).") from None
-
-
-def model_info(model) -> ModelInfo:
-    """Describes a model built by `kerastl.build` (or loaded from its ``.keras`` file).
-
-    Args:
-        model: The model.
-
-    Returns:
-        A `ModelInfo`.
-
-    Example:
-        >>> model = kerastl.build("mobilenet_v2", 3, input_shape=(32, 32, 3), weights=None)
-        >>> kerastl.model_info(model).task
-        'multiclass'
-    """
-    head, prep = get_head(model), get_preprocessing(model)
-    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    return ModelInfo(backbone=prep.backbone or "", task=head.task, num_outputs=head.num_outputs,
-                     class_names=head.class_names, input_shape=shape, preprocessing=prep.mode)
-
-
-def feature_extractor(model, *, pooled: bool = True) -> keras.Model:
-    """Returns a model from raw images to the backbone's features, sharing `model`'s layers.
-
-    Augmentation is left out: the result computes the features the head sees
-    at inference.
-
-    Args:
-        model: A kerastl model.
-        pooled: Return the head's pooled features (2D) instead of the backbone's
-            output (a 4D feature map for Keras Applications backbones).
-
-    Returns:
-        A functional `keras.Model` (its layers are `model`'s layers, not copies).
-
-    Example:
-        >>> model = kerastl.build("mobilenet_v2", 3, input_shape=(32, 32, 3), weights=None)
-        >>> kerastl.feature_extractor(model).output.shape
-        (None, 1280)
-    """
-    inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name="image")
-    x = get_backbone(model)(get_preprocessing(model)(inputs))
-    if pooled:
-        x = get_head(model).pool(x)
-    return keras.Model(inputs, x, name=f"{model.name}_features")
-
-
-def spec_for_name(name: str) -> BackboneSpec:
-    """Returns the spec of a backbone name stored in a model (registry, hub or custom)."""
-    if name.startswith(_HUB_PREFIX):
-        return BackboneSpec(name=name, constructor=None, preprocessing="unit",
-                            default_input_size=224, min_input_size=1, feature_dim=0,
-                            num_blocks=1, source="hub")
-    try:
-        return get_backbone_spec(name)
-    except (ValueError, TypeError):
-        return BackboneSpec(name=name, constructor=None, preprocessing="none",
-                            default_input_size=224, min_input_size=1, feature_dim=0,
-                            num_blocks=0, source="custom")
-
-
-def model_spec(model) -> BackboneSpec:
-    """Returns the `BackboneSpec` of a kerastl model's backbone."""
-    return spec_for_name(get_preprocessing(model).backbone or "")
-
-
-def get_blocks(model):
-    """Returns the model's backbone blocks (`kerastl.backbones.Block`), stem to top."""
-    return resolve_blocks(model_spec(model), get_backbone(model))
-
-
-def _strategy(strategy):
-    if isinstance(strategy, str):
-        from kerastl.distribute import get_strategy
-
-        return get_strategy(strategy)
-    return strategy
+_CUSTOM_PREFIX = CUSTOM_PREFIX
+_HUB_PREFIX = HUB_PREFIX
 
 
 @contextlib.contextmanager
@@ -168,7 +44,7 @@ def _dtype_policy(policy):
         keras.config.set_dtype_policy(previous)
 
 
-def _input_shape(input_shape, spec: BackboneSpec, weights):
+def _input_shape(input_shape, spec: BackboneSpec, *, rgb: bool = True):
     if input_shape is None:
         size = spec.default_input_size
         input_shape = (size, size, 3)
@@ -188,10 +64,14 @@ def _input_shape(input_shape, spec: BackboneSpec, weights):
         raise ValueError(
             f"`input_shape` must be at least {spec.min_input_size}x{spec.min_input_size} for "
             f"backbone {spec.name!r}. Received: input_shape={shape}")
-    if shape[2] != 3 and weights is not None:
+    if rgb and shape[2] != 3:
+        # Every kerastl loader decodes images (grayscale too) to RGB, and the
+        # backbone's preprocessing and weights expect RGB: another channel count
+        # would build, then fail on the first batch.
         raise ValueError(
-            f"Pretrained weights need RGB input with 3 channels; pass weights=None to train "
-            f"{shape[2]}-channel inputs from scratch. Received: input_shape={shape}")
+            f"`input_shape` must have 3 channels for backbone {spec.name!r}: kerastl models "
+            "take RGB images in [0, 255] (kerastl.data decodes grayscale images to RGB). "
+            f"Received: input_shape={shape}")
     return shape
 
 
@@ -235,6 +115,24 @@ def make_augmentation(augmentation):
     return keras.Sequential(layers, name="augmentation")
 
 
+def _copy_backbone(backbone: keras.Model) -> keras.Model:
+    """Returns a copy of a user's backbone model (own layers and weights), named "backbone".
+
+    The caller's model is left as it was (its name, its ``trainable`` flags), and
+    two builds from one model train independent weights.
+    """
+    try:
+        copy = keras.models.clone_model(backbone, recursive=True)
+    except Exception as error:  # clone_model raises many types for models it cannot clone
+        raise ValueError(
+            "`backbone` must be a functional or Sequential keras.Model (kerastl.build copies "
+            f"it, so the model you pass is left unchanged): cloning it failed with "
+            f"{type(error).__name__}: {error} Received: backbone={backbone.name!r}") from None
+    copy.set_weights(backbone.get_weights())
+    copy.name = "backbone"
+    return copy
+
+
 def _resolve_backbone(backbone, *, input_shape, weights, backbone_kwargs):
     """Returns (spec, backbone layer, input_shape) for any accepted `backbone` value."""
     if isinstance(backbone, keras.Model):
@@ -246,11 +144,10 @@ def _resolve_backbone(backbone, *, input_shape, weights, backbone_kwargs):
                             feature_dim=int(backbone.outputs[0].shape[-1]), num_blocks=0,
                             source="custom")
         shape = tuple(int(d) for d in backbone.inputs[0].shape[1:])
-        if input_shape is not None and _input_shape(input_shape, spec, None) != shape:
+        if input_shape is not None and _input_shape(input_shape, spec, rgb=False) != shape:
             raise ValueError(f"`input_shape` must match the backbone's input {shape}. "
                              f"Received: input_shape={input_shape!r}")
-        backbone.name = "backbone"
-        return spec, backbone, shape
+        return spec, _copy_backbone(backbone), shape
     if not isinstance(backbone, str):
         raise TypeError("`backbone` must be a registry name, 'hub:<handle>', or a keras.Model. "
                         f"Received: backbone={backbone!r}")
@@ -262,10 +159,10 @@ def _resolve_backbone(backbone, *, input_shape, weights, backbone_kwargs):
                              f"at its default for 'hub:' backbones. Received: weights={weights!r}")
         layer, spec = resolve_hub_backbone(backbone[len(_HUB_PREFIX):], input_shape=input_shape,
                                            backbone_kwargs=backbone_kwargs)
-        return spec, layer, _input_shape(input_shape, spec, None)
+        return spec, layer, _input_shape(input_shape, spec)
     spec = get_backbone_spec(backbone)
     weights = check_weights(weights)
-    shape = _input_shape(input_shape, spec, weights)
+    shape = _input_shape(input_shape, spec)
     layer = make_backbone(spec, input_shape=shape, weights=weights,
                           backbone_kwargs=backbone_kwargs)
     return spec, layer, shape
@@ -284,8 +181,10 @@ def build(backbone, num_classes=None, *, task=None, input_shape=None, weights="i
 
     Args:
         backbone: A registry name (see `kerastl.list_backbones`), ``"hub:<handle or
-            path>"`` for a TF Hub image feature vector, or a ready `keras.Model`
-            used as the feature extractor.
+            path>"`` for a TF Hub image feature vector, or a ready functional
+            `keras.Model` used as the feature extractor. A model is copied (its
+            layers and current weights): the model you pass is not changed, and
+            each build trains its own weights.
         num_classes: Number of classes (outputs for ``task="regression"``).
         task: ``"multiclass"`` (softmax), ``"binary"`` (one sigmoid unit),
             ``"multilabel"`` (sigmoid per class) or ``"regression"`` (linear).
@@ -315,12 +214,11 @@ def build(backbone, num_classes=None, *, task=None, input_shape=None, weights="i
         >>> kerastl.model_info(model).backbone
         'mobilenet_v2'
     """
-    if not isinstance(bn_training, bool):
-        raise ValueError(f"`bn_training` must be True or False. Received: bn_training={bn_training!r}")
+    check_bool("bn_training", bn_training)
     task, num_outputs = _task_and_outputs(task, num_classes, class_names)
     head_config = HeadConfig.from_value(head)
     aug = make_augmentation(augmentation)
-    strategy = _strategy(strategy)
+    strategy = distribute.resolve_strategy(strategy)
     if strategy is not None and dtype_policy is None:
         dtype_policy = distribute.default_dtype_policy(strategy)
     with distribute.scope(strategy), _dtype_policy(dtype_policy):

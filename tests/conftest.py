@@ -4,12 +4,15 @@ Keras reads ``KERAS_HOME`` once, when it is imported, so this file seeds it
 before anything imports Keras: when ``KERASTL_ASSETS`` is set and
 ``KERAS_HOME`` is not, a temporary Keras home is filled with links to the real
 ImageNet weights (``$KERASTL_ASSETS/seed_keras_home.sh``), so
-``weights="imagenet"`` goes through Keras's real download path offline.
+``weights="imagenet"`` goes through Keras's real download path offline. The
+folder is deleted when the test process exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +29,9 @@ def _seed_keras_home() -> None:
     if not script.is_file():
         return
     home = tempfile.mkdtemp(prefix="kerastl_keras_home_")
+    # Removed when this process (pytest, or one xdist worker) exits; subprocesses
+    # started by tests inherit KERAS_HOME and so never make their own.
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     subprocess.run(["bash", str(script), home], check=True, capture_output=True)
     os.environ["KERAS_HOME"] = home
 

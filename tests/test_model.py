@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import kerastl
-from harness import assert_keras_round_trip, random_images, run_python
+from harness import (TINY_MODEL, assert_float32_close, assert_keras_round_trip, random_images,
+                     run_python)
 
 TINY = dict(input_shape=(32, 32, 3), weights=None, backbone_kwargs={"alpha": 0.35})
 
@@ -53,7 +54,7 @@ def test_plain_keras_workflow_and_export(tmp_path):
 
     loaded = tf.saved_model.load(str(tmp_path / "sm"))  # keep a reference while serving
     served = loaded.serve(x)
-    np.testing.assert_allclose(served.numpy(), model.predict(x, verbose=0), atol=1e-5)
+    assert_float32_close(served.numpy(), model.predict(x, verbose=0), **TINY_MODEL)
 
 
 def test_custom_keras_model_backbone():
@@ -67,6 +68,26 @@ def test_custom_keras_model_backbone():
     summary = kerastl.set_trainable_blocks(model, 1)
     assert summary.trainable_block_names == ["c2"]
     assert not model.get_layer("backbone").get_layer("c1").trainable
+    assert feat.get_layer("c1").trainable  # the caller's model is a copy's source only
+
+
+def test_build_copies_a_keras_model_backbone_and_leaves_it_unchanged():
+    inp = keras.Input((16, 16, 3))
+    feat = keras.Model(inp, keras.layers.Conv2D(4, 3, name="c1")(inp), name="mine")
+    original = [w.copy() for w in feat.get_weights()]
+    first = kerastl.build(feat, 2, backbone_kwargs={"preprocessing": "unit"})
+    second = kerastl.build(feat, 2, backbone_kwargs={"preprocessing": "unit"})
+    assert feat.name == "mine" and feat.trainable
+    assert kerastl.model_info(second).backbone == "custom:mine"
+    copies = [kerastl.get_backbone(m) for m in (first, second)]
+    assert all(c.name == "backbone" and c is not feat for c in copies)
+    # The copies start from the caller's weights and own them: training one
+    # (here: changing a kernel) changes neither the other nor the caller's model.
+    for c in copies:
+        np.testing.assert_array_equal(c.get_weights()[0], original[0])
+    copies[0].get_layer("c1").kernel.assign(np.ones_like(original[0]))
+    np.testing.assert_array_equal(copies[1].get_weights()[0], original[0])
+    np.testing.assert_array_equal(feat.get_weights()[0], original[0])
 
 
 def test_dtype_policy_is_scoped_and_output_float32():
@@ -88,6 +109,13 @@ def test_strategy_scope():
     (dict(backbone="mobilenetv2"), ValueError, r"Did you mean 'mobilenet_v2'"),
     (dict(input_shape=(16, 16, 3)), ValueError, r"at least 32x32 for backbone 'mobilenet_v2'"),
     (dict(input_shape=(32, 32, 1), weights="imagenet"), ValueError, r"3 channels"),
+    (dict(input_shape=(32, 32, 1)), ValueError,
+     r"^`input_shape` must have 3 channels for backbone 'mobilenet_v2': kerastl models take "
+     r"RGB images in \[0, 255\] .*Received: input_shape=\(32, 32, 1\)$"),
+    (dict(strategy="quantum"), ValueError,
+     r"^`strategy` must be one of 'auto', 'tpu', 'mirrored', 'multi_worker', 'gpu', 'cpu'.* "
+     r"Received: strategy='quantum'$"),
+    (dict(strategy=3), TypeError, r"^`strategy` must be None, a tf.distribute.Strategy"),
     (dict(num_classes=1), ValueError, r"`num_classes` must be an integer >= 2"),
     (dict(num_classes=3, task="binary"), ValueError, r"must be 2 \(or None\) for task='binary'"),
     (dict(num_classes=None), ValueError, r"Pass `num_classes`"),
@@ -113,6 +141,8 @@ def test_bad_input_gets_clear_error(kwargs, error, pattern):
         kerastl.build(args.pop("backbone"), args.pop("num_classes"), **args)
 
 
+# Keras warns once per nested container of a weights file that does not fit.
+@pytest.mark.filterwarnings("ignore:Skipping nested container:UserWarning")
 def test_weights_file_that_does_not_fit(tmp_path):
     other = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=0.5,
                                            input_shape=(32, 32, 3))
@@ -139,3 +169,59 @@ def test_missing_imagenet_weights_offline_says_how(tmp_path):
     assert "ERROR: Could not get the ImageNet weights of 'resnet50'" in result.stdout, result.stderr
     assert "weights='/path/to/weights.h5'" in result.stdout
     assert os.path.join(str(tmp_path), "models") in result.stdout
+
+
+def test_accessors_do_not_import_build():
+    # kerastl.freezing and kerastl.accessors read models; kerastl.model builds them and
+    # imports both: neither may import kerastl.model back (no import cycle).
+    import ast
+    import inspect
+
+    import kerastl.accessors
+    import kerastl.freezing
+
+    for module in (kerastl.accessors, kerastl.freezing):
+        tree = ast.parse(inspect.getsource(module))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for a in node.names}
+        imported |= {f"{node.module}.{a.name}" for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module == "kerastl"
+                     for a in node.names}
+        assert "kerastl.model" not in imported, module.__name__
+    # The old import paths keep working.
+    from kerastl.model import ModelInfo, get_backbone, get_blocks, get_head, model_info, model_spec
+
+    assert get_head is kerastl.accessors.get_head and ModelInfo is kerastl.accessors.ModelInfo
+    for fn in (get_backbone, get_blocks, model_info, model_spec):
+        assert getattr(kerastl.accessors, fn.__name__) is fn
+
+
+def test_unregistered_backbone_of_a_reloaded_model_warns(tmp_path, monkeypatch):
+    import dataclasses
+
+    from kerastl.accessors import UnregisteredBackboneWarning, spec_for_name
+    from kerastl.backbones import registry
+
+    monkeypatch.setattr(registry._REGISTRY, "_specs", dict(registry._REGISTRY._specs))
+    spec = dataclasses.replace(kerastl.get_backbone_spec("mobilenet_v2"), name="My-Net")
+    kerastl.register_backbone(spec)
+    model = kerastl.build("My-Net", 3, **TINY)
+    assert [b.name for b in kerastl.get_blocks(model)][-2:] == ["block_16", "Conv_1"]
+    model.save(tmp_path / "m.keras")
+    kerastl.backbones.unregister_backbone("My-Net")  # a new session, without the registration
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    with pytest.warns(UnregisteredBackboneWarning, match=r"Backbone 'My-Net' is not registered "
+                                                         r".*kerastl.register_backbone"):
+        blocks = kerastl.get_blocks(loaded)
+    assert len(blocks) != 18  # without its spec the named blocks are unknown
+    kerastl.register_backbone(spec)
+    assert len(kerastl.get_blocks(loaded)) == 18
+    # Custom and hub names are known kinds: no warning.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert spec_for_name("custom:mine").source == "custom"
+        assert spec_for_name("hub:/some/model").source == "hub"
+

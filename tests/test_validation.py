@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kerastl._validation import check_float, check_int, check_keys, check_one_of
+from kerastl._validation import check_bool, check_float, check_int, check_keys, check_one_of
 
 
 def test_check_one_of_message_form_and_suggestion():
@@ -36,3 +36,13 @@ def test_check_keys_suggests():
     with pytest.raises(TypeError):
         check_keys("head", [("dropout", 0.1)], ("dropout",))
     assert check_keys("head", None, ("dropout",)) == {}
+
+
+def test_check_bool_accepts_only_bools():
+    assert check_bool("overwrite", True) is True and check_bool("overwrite", False) is False
+    for bad in (1, 0, "yes", "False", None, np.bool_(True)):
+        with pytest.raises(ValueError, match=r"^`overwrite` must be True or False. "
+                                             rf"Received: overwrite={bad!r}$".replace("(", r"\(")
+                           .replace(")", r"\)")):
+            check_bool("overwrite", bad)
+

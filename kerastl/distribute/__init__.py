@@ -27,11 +27,11 @@ from kerastl.distribute.helpers import (
     static_batch_size,
     synchronize_batch_norm,
 )
-from kerastl.distribute.strategies import KINDS, get_strategy
+from kerastl.distribute.strategies import KINDS, get_strategy, resolve_strategy
 
 __all__ = [
     "KINDS", "LR_RULES", "TPU_STEPS_PER_EXECUTION", "compile_options", "default_dtype_policy",
     "describe", "get_strategy", "global_batch_size", "is_multi_worker", "is_tpu",
-    "num_replicas", "prepare_dataset", "scale_learning_rate", "scope", "static_batch_size",
-    "synchronize_batch_norm",
+    "num_replicas", "prepare_dataset", "resolve_strategy", "scale_learning_rate", "scope",
+    "static_batch_size", "synchronize_batch_norm",
 ]

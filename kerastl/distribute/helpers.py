@@ -14,7 +14,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from kerastl._validation import check_float, check_int, check_one_of
+from kerastl._validation import check_bool, check_float, check_int, check_one_of
 
 LR_RULES = ("linear", "none")
 TPU_STEPS_PER_EXECUTION = 32
@@ -183,8 +183,7 @@ def prepare_dataset(dataset: tf.data.Dataset, strategy: tf.distribute.Strategy |
     """
     if not isinstance(dataset, tf.data.Dataset):
         raise TypeError(f"`dataset` must be a tf.data.Dataset. Received: dataset={dataset!r}")
-    if not isinstance(training, bool):
-        raise ValueError(f"`training` must be True or False. Received: training={training!r}")
+    check_bool("training", training)
     strategy = _current(strategy)
     if is_multi_worker(strategy):
         dataset = _with_data_sharding(dataset)

@@ -100,6 +100,40 @@ def get_strategy(kind: Any = "auto", *, tpu: str | None = None,
     return tf.distribute.OneDeviceStrategy("/cpu:0")
 
 
+def resolve_strategy(strategy: Any, model: Any = None) -> tf.distribute.Strategy | None:
+    """Returns the strategy that a ``strategy=`` argument of build, fit or tune stands for.
+
+    The one place where kerastl reads a ``strategy`` argument, so every
+    function accepts the same values and reports a bad one the same way.
+
+    Args:
+        strategy: None, a `tf.distribute.Strategy`, or a `get_strategy` kind
+            (``"auto"``, ``"tpu"``, ``"mirrored"``, ...).
+        model: For None: a model whose ``distribute_strategy`` is the answer
+            (`kerastl.fit` trains in the strategy the model was built in).
+
+    Returns:
+        A `tf.distribute.Strategy`, or None when `strategy` and `model` are None.
+
+    Raises:
+        ValueError: An unknown kind (the message names `strategy`).
+        TypeError: Neither None, a string nor a `tf.distribute.Strategy`.
+
+    Example:
+        >>> kerastl.distribute.resolve_strategy("cpu")
+        <tensorflow.python.distribute.one_device_strategy.OneDeviceStrategy ...>
+    """
+    if strategy is None:
+        return None if model is None else model.distribute_strategy
+    if isinstance(strategy, tf.distribute.Strategy):
+        return strategy
+    if not isinstance(strategy, str):
+        raise TypeError("`strategy` must be None, a tf.distribute.Strategy or one of "
+                        f"{', '.join(repr(k) for k in KINDS)}. Received: strategy={strategy!r}")
+    check_one_of("strategy", strategy, KINDS)
+    return get_strategy(strategy)
+
+
 def _auto_strategy(tpu, resolver):
     try:
         strategy = _tpu_strategy(tpu, resolver)

@@ -26,23 +26,28 @@ def table(headers: list[str], rows: list[list]) -> list[str]:
     return lines
 
 
-def _settings(config: dict) -> list[str]:
+def _settings(config: dict, recipe: str | None) -> list[str]:
     if not config:
         return []
-    return ["## Settings", "", *table(["setting", "value"], [[k, v] for k, v in config.items()]),
+    rows = [[k, f"{v} (ran: {recipe})" if k == "recipe" and recipe and v != recipe else v]
+            for k, v in config.items()]
+    return ["## Settings", "", *table(["setting", "value"], rows),
             "", "[config.json](config.json) holds these settings under the command's flag "
             "names: pass it back with `--config config.json` (and a new `--output`) to repeat "
             "the run.", ""]
 
 
-def _training(stages: list[dict], files: dict) -> list[str]:
+def _training(stages: list[dict], files: dict, recipe: str | None) -> list[str]:
     if not stages:
         return []
     rows = [[s["stage"], s["epochs"], s["best_val_accuracy"], s["best_val_loss"],
              s["final_loss"], None if s["seconds"] is None else f"{s['seconds']:.1f}"]
             for s in stages]
-    lines = ["## Training", "", *table(["stage", "epochs", "best val accuracy", "best val loss",
-                                        "final train loss", "seconds"], rows), ""]
+    lines = ["## Training", ""]
+    if recipe:
+        lines += [f"Recipe `{recipe}`.", ""]
+    lines += [*table(["stage", "epochs", "best val accuracy", "best val loss",
+                      "final train loss", "seconds"], rows), ""]
     if "training_curves" in files:
         lines += [f"![Training curves]({files['training_curves']})", ""]
     if "history" in files:
@@ -103,16 +108,20 @@ def _export(export: dict | None, files: dict) -> list[str]:
 
 def render(*, title: str, created: str, versions: dict, config: dict, stages: list[dict],
            metrics: dict | None, tuning: dict | None, export: dict | None,
-           files: dict) -> str:
-    """Returns the text of ``report.md``."""
+           files: dict, recipe: str | None = None, other_files=()) -> str:
+    """Returns the text of ``report.md``.
+
+    `recipe` is the recipe `kerastl.fit` ran (shown next to a requested
+    ``"auto"``); `other_files` are files of the run folder written by others.
+    """
     lines = [f"# {title}", "", f"Written {created} by kerastl {versions.get('kerastl', '?')} "
              f"(TensorFlow {versions.get('tensorflow', '?')}, Keras {versions.get('keras', '?')}).",
              ""]
-    lines += _settings(config)
-    lines += _training(stages, files)
+    lines += _settings(config, recipe)
+    lines += _training(stages, files, recipe)
     lines += _evaluation(metrics, files)
     lines += _tuning(tuning, files)
     lines += _export(export, files)
     lines += ["## Files", ""]
-    lines += [f"- [{name}]({name})" for name in sorted(set(files.values()))]
+    lines += [f"- [{name}]({name})" for name in sorted(set(files.values()) | set(other_files))]
     return "\n".join(lines) + "\n"

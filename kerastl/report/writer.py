@@ -16,7 +16,8 @@ from kerastl.report import markdown, metrics as metrics_lib, plots
 FILES = {"config": "config.json", "history": "history.csv", "metrics": "metrics.json",
          "training_curves": "training_curves.png", "confusion_matrix": "confusion_matrix.png",
          "trials": "trials.csv", "tuning": "tuning.json", "trial_scores": "trial_scores.png",
-         "tune_search": "tune_search.png", "export": "export.json", "report": "report.md"}
+         "tune_search": "tune_search.png", "export": "export.json", "report": "report.md",
+         "model": "model.keras"}
 _TRIAL_COLUMNS = ("trial_id", "status", "score", "epochs", "pruned", "seconds")
 
 
@@ -185,6 +186,16 @@ def _write_tuning(run: Path, tune_result, files: dict) -> dict:
     return tuning
 
 
+def resolved_recipe(fit_report) -> str | None:
+    """Returns the recipe a `kerastl.fit` report ran (``"auto"`` resolved), or None."""
+    if isinstance(fit_report, (list, tuple)):  # chained reports (a tuning refit)
+        return None
+    recipe = getattr(fit_report, "recipe", None)
+    if recipe is None and isinstance(fit_report, dict):
+        recipe = fit_report.get("recipe")
+    return recipe if isinstance(recipe, str) else None
+
+
 def _write_training(run: Path, fit_report, files: dict, title: str) -> list[dict]:
     stages = history_lib.stages_from(fit_report)
     if not stages:
@@ -225,7 +236,10 @@ def report(run_dir, *, model=None, fit_report=None, eval_data=None, y_true=None,
     confusion matrix) and ``confusion_matrix.png`` (from `model` +
     `eval_data`, or `y_true` + `y_pred`), ``tuning.json``, ``trials.csv``,
     ``trial_scores.png`` and ``tune_search.png`` (from `tune_result`),
-    ``export.json`` (from `export_report`), and always ``report.md``.
+    ``export.json`` (from `export_report`), and always ``report.md``. The
+    page links every file of the folder, also those written before (the
+    ``model.keras`` of ``kerastl train``), and names the recipe `kerastl.fit`
+    ran when `config` asked for ``"auto"``.
 
     Args:
         run_dir: The folder to write (created if missing; files are replaced).
@@ -283,9 +297,14 @@ def report(run_dir, *, model=None, fit_report=None, eval_data=None, y_true=None,
         _write_json(run / FILES["export"], export)
         files["export"] = FILES["export"]
     files["report"] = FILES["report"]
+    if (run / FILES["model"]).is_file():  # saved by the caller (kerastl train/tune)
+        files["model"] = FILES["model"]
+    others = sorted(p.name for p in run.iterdir() if p.is_file() and p.name not in
+                    set(files.values()))
     created = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     text = markdown.render(title=title, created=created, versions=_versions(),
                            config=config or {}, stages=stages, metrics=metrics, tuning=tuning,
-                           export=export, files=files)
+                           export=export, files=files, recipe=resolved_recipe(fit_report),
+                           other_files=others)
     (run / FILES["report"]).write_text(text, encoding="utf-8")
     return RunReport(path=str(run), files=files, metrics=metrics, stages=stages, tuning=tuning)

@@ -3,7 +3,7 @@
 Example:
     >>> space = kerastl.SearchSpace.default_for("mobilenet_v2")
     >>> result = kerastl.tune(data.train, data.validation, backbone="mobilenet_v2",
-    ...                       search_space=space, max_epochs=6)
+    ...                       search_space=space, fine_tune_epochs=6)
     >>> result.best_hyperparameters
 """
 

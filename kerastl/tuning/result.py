@@ -44,7 +44,9 @@ class TuneResult:
             (``"COMPLETED"``, ``"FAILED"``, ...), ``score``, ``epochs`` (trained in
             this trial), ``seconds`` (its wall time), the hyperparameters, and
             ``error``, ``continued_from``, ``trainable_params``,
-            ``shared_head_warmup``, ``warmup_epochs`` and ``pruned`` where known.
+            ``shared_head_warmup``, ``head_epochs`` (epochs of its head stage),
+            ``pruned`` and ``settled`` (a Hyperband continuation that kept its
+            earlier trial's result without training) where known.
         objective: The objective's name, e.g. ``"val_accuracy"``.
         direction: ``"max"`` or ``"min"``.
         num_blocks: The backbone's block count (where ``"all"`` is plotted).

@@ -4,7 +4,9 @@ Each entry is ``None`` (not searched: `kerastl.fit`'s or `kerastl.build`'s
 default is used), one value (fixed), a ``tuple`` of two numbers (a range:
 log scale for learning rates, linear for ``dropout`` and ``layer_decay``) or
 a ``list`` of values (a choice). ``trainable_blocks`` and ``recipe`` are always
-choices, given as a list or a tuple.
+choices, given as a list or a tuple. As plain data (`SearchSpace.to_dict`,
+`SearchSpace.from_dict`, YAML/JSON configs, which have no tuples) a range is
+written ``{"range": [low, high]}`` and a list is always a choice.
 
 keras-tuner needs the values of one ``hp.Choice`` to share a type, so the
 unfreeze depth is stored in the trials as an int where ``-1`` means
@@ -17,9 +19,12 @@ from collections.abc import Mapping
 
 from kerastl._validation import check_float, check_keys, check_one_of
 from kerastl.freezing import ALL, check_trainable_blocks
+from kerastl.training.recipes import RECIPES as FIT_RECIPES
 
 ALL_BLOCKS = -1
-RECIPES = ("feature_extraction", "fine_tune", "two_stage", "progressive")
+RANGE_KEY = "range"
+# kerastl.fit's recipes but "auto" (which picks one by data size): a search tries them.
+RECIPES = tuple(r for r in FIT_RECIPES if r != "auto")
 RATE_PARAMS = ("learning_rate", "backbone_learning_rate")
 UNIT_PARAMS = ("dropout", "layer_decay")
 PARAMS = ("trainable_blocks", "learning_rate", "backbone_learning_rate", "dropout", "recipe",
@@ -127,19 +132,28 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, config: Mapping) -> "SearchSpace":
-        """Builds a space from a dict (a YAML/JSON config); unknown keys raise.
+        """Builds a space from a dict (a YAML/JSON config, or `to_dict`'s output).
 
-        Lists of two numbers stand for ranges of the rate, dropout and
-        layer-decay entries (JSON has no tuples).
+        A range is ``{"range": [low, high]}`` (JSON has no tuples; a tuple is
+        accepted too); a list is a choice, whatever its length. Unknown keys raise.
 
         Example:
-            >>> kerastl.SearchSpace.from_dict({"learning_rate": [1e-4, 1e-2]}).describe()
+            >>> space = kerastl.SearchSpace.from_dict(
+            ...     {"learning_rate": {"range": [1e-4, 1e-2]}, "dropout": [0.0, 0.3]})
+            >>> print(space.describe().splitlines()[2:5:2])
+            ['learning_rate: log range [0.0001, 0.01]', 'dropout: choice [0.0, 0.3]']
         """
         config = check_keys("search_space", config, PARAMS)
         for name in RATE_PARAMS + UNIT_PARAMS:
             value = config.get(name)
-            if isinstance(value, list) and len(value) == 2:
-                config[name] = tuple(value)
+            if isinstance(value, Mapping):
+                entry = check_keys(f"search_space['{name}']", value, (RANGE_KEY,))
+                bounds = entry.get(RANGE_KEY)
+                if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
+                    raise ValueError(
+                        f"`search_space['{name}']` must be {{'range': [low, high]}} with two "
+                        f"numbers. Received: search_space['{name}']={dict(value)!r}")
+                config[name] = tuple(bounds)
         return cls(**config)
 
     @classmethod
@@ -222,15 +236,18 @@ class SearchSpace:
         return out
 
     def to_dict(self) -> dict:
-        """Returns the space as plain data (ranges as 2-item lists)."""
+        """Returns the space as plain data: ranges as ``{"range": [low, high]}``, choices as lists.
+
+        `from_dict` reads it back to an equal space.
+        """
         out = {"trainable_blocks": list(self.trainable_blocks), "recipe": list(self.recipe)}
         for name, entry in self._numeric.items():
             if entry is None:
                 out[name] = None
             elif entry[0] == "range":
-                out[name] = list(entry[1])
+                out[name] = {RANGE_KEY: list(entry[1])}
             else:
-                out[name] = entry[1]
+                out[name] = list(entry[1]) if entry[0] == "choice" else entry[1]
         return out
 
     def describe(self) -> str:
@@ -247,6 +264,11 @@ class SearchSpace:
                 lines.append(f"{name}: {entry[0]} {entry[1]}")
         return "\n".join(lines)
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, SearchSpace) and self.to_dict() == other.to_dict()
+
+    __hash__ = None
+
     def __repr__(self) -> str:
         shown = self.to_dict()
         for name, entry in self._numeric.items():
@@ -258,7 +280,7 @@ class SearchSpace:
 
 def _spec_of(backbone):
     from kerastl.backbones.spec import BackboneSpec
-    from kerastl.model import spec_for_name
+    from kerastl.accessors import spec_for_name
 
     if isinstance(backbone, BackboneSpec):
         return backbone

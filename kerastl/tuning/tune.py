@@ -4,78 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import io
 import json
 import math
 import random
 import re
 import time
+import warnings
 from pathlib import Path
 
 import keras_tuner
 
-from kerastl._validation import check_int, check_one_of, suggest
-from kerastl.tuning.hypermodel import TransferHyperModel
+from kerastl._validation import check_bool, check_int, check_one_of
+from kerastl.tuning import arguments
+from kerastl.tuning.hypermodel import INFO_METRICS, TransferHyperModel
 from kerastl.tuning.result import TuneResult
 from kerastl.tuning.space import SearchSpace, _spec_of, as_search_space
 from kerastl.tuning.tuners import check_algorithm, make_tuner, read_trial_record
 
 # Arguments of kerastl.build / kerastl.fit that tune sets itself, per trial.
-_BUILD_OWNED = ("backbone", "num_classes", "trainable_blocks", "strategy")
-_FIT_OWNED = ("model", "train", "validation_data", "recipe", "epochs", "fine_tune_epochs",
-              "learning_rate", "backbone_learning_rate", "layer_decay", "trainable_blocks",
-              "strategy", "seed", "verbose", "feature_cache", "cache_features")
 _CACHE_COUNTERS = ("backbone_batches", "derived_batches", "hits", "memory_bytes")
 PROJECT_FILE = "kerastl_project.json"
-_RESUME_KEYS = ("backbone", "num_classes", "algorithm", "objective", "max_epochs",
+_RESUME_KEYS = ("backbone", "num_classes", "algorithm", "objective", "fine_tune_epochs",
                 "search_space", "build_kwargs")
-
-
-def _allowed_args(fn, owned) -> list[str]:
-    return [name for name, p in inspect.signature(fn).parameters.items()
-            if name not in owned and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-
-
-def _check_args(given: dict, fn, owned, what: str) -> dict:
-    allowed = _allowed_args(fn, owned)
-    unknown = [k for k in given if k not in allowed]
-    if unknown:
-        parts = []
-        for key in unknown:
-            close = suggest(key, allowed, n=1)
-            hint = (f" (did you mean {close[0]!r}?)" if close else
-                    " (set by tune itself)" if key in owned else "")
-            parts.append(f"{key!r}{hint}")
-        raise ValueError(f"Unknown {what} argument(s) for kerastl.tune: {', '.join(parts)}. "
-                         f"Valid: {', '.join(sorted(allowed))}. Received: {dict(given)!r}")
-    return dict(given)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
-    return value
-
-
-def _objective(objective):
-    if isinstance(objective, keras_tuner.Objective):
-        return objective
-    if not isinstance(objective, str) or not objective:
-        raise ValueError("`objective` must be a metric name such as 'val_accuracy' or "
-                         f"'val_loss'. Received: objective={objective!r}")
-    minimize = any(word in objective for word in ("loss", "error", "mae", "mse"))
-    return keras_tuner.Objective(objective, direction="min" if minimize else "max")
-
-
-def _num_classes(num_classes, train, build_kwargs):
-    if num_classes is not None or build_kwargs.get("task") == "regression":
-        return num_classes
-    names = build_kwargs.get("class_names") or getattr(train, "class_names", None)
-    if names:
-        return len(names)
-    raise ValueError("Pass `num_classes`: it could not be read from the training data "
-                     "(no `class_names`). Received: num_classes=None")
 
 
 def _project_name(backbone: str, algorithm: str) -> str:
@@ -104,6 +55,8 @@ def _project_config(project_dir: Path, config: dict, overwrite: bool) -> dict:
     path = project_dir / PROJECT_FILE
     if path.is_file() and not overwrite:
         saved = json.loads(path.read_text())
+        if "max_epochs" in saved and "fine_tune_epochs" not in saved:  # written before 0.2
+            saved["fine_tune_epochs"] = saved.pop("max_epochs")
         current = _stable(config)
         changed = [k for k in _RESUME_KEYS if saved.get(k) != current.get(k)]
         if changed:
@@ -118,6 +71,14 @@ def _project_config(project_dir: Path, config: dict, overwrite: bool) -> dict:
     return config
 
 
+def _info(trial, field):
+    """Returns a trial's reported fact `field` (see `INFO_METRICS`), or None when absent."""
+    name = INFO_METRICS[field]
+    if not trial.metrics.exists(name):
+        return None
+    return trial.metrics.get_last_value(name)
+
+
 def _trials_table(tuner, space_decode) -> list[dict]:
     rows = []
     oracle = tuner.oracle
@@ -125,22 +86,26 @@ def _trials_table(tuner, space_decode) -> list[dict]:
         trial = oracle.trials[trial_id]
         values = dict(trial.hyperparameters.values)
         record = read_trial_record(tuner.get_trial_dir(trial_id))
-        epochs = record.get("epochs")
-        if epochs is None and "tuner/epochs" in values:
-            epochs = values["tuner/epochs"] - values.get("tuner/initial_epoch", 0)
         error = record.get("error")
         if trial.status == "FAILED" and not error and trial.message:
             error = trial.message.strip().splitlines()[-1]
         score = trial.score if trial.status == "COMPLETED" else None
+        facts = {f: _info(trial, f) for f in INFO_METRICS}
+        settled = bool(facts["settled"])
         rows.append({
             "trial_id": trial_id, "status": trial.status,
             "score": None if score is None or math.isnan(score) else float(score),
-            "epochs": epochs, "seconds": record.get("seconds"),
+            "epochs": None if facts["epochs"] is None else int(facts["epochs"]),
+            "seconds": 0.0 if settled else record.get("seconds"),
             "hyperparameters": space_decode(values),
             "continued_from": values.get("tuner/trial_id"),
-            "trainable_params": record.get("trainable_params"),
-            "shared_head_warmup": record.get("shared_head_warmup"),
-            "warmup_epochs": record.get("warmup_epochs"), "pruned": record.get("pruned"),
+            "trainable_params": (None if facts["trainable_params"] is None
+                                 else int(facts["trainable_params"])),
+            "shared_head_warmup": (None if facts["shared_head_warmup"] is None
+                                   else bool(facts["shared_head_warmup"])),
+            "head_epochs": None if facts["head_epochs"] is None else int(facts["head_epochs"]),
+            "pruned": None if facts["pruned"] is None else bool(facts["pruned"]),
+            "settled": settled,
             "error": error if trial.status != "COMPLETED" else None,
         })
     return rows
@@ -153,22 +118,25 @@ def _cache_counters(cache) -> dict | None:
 
 
 def tune(train, validation_data=None, *, backbone, num_classes=None, search_space=None,
-         algorithm="hyperband", max_trials=None, max_epochs=6, objective="val_accuracy",
-         directory="kerastl_tune", project_name=None, overwrite=False, strategy=None, seed=None,
-         verbose=1, refit=True, hyperband_factor=3, max_consecutive_failed_trials=3,
-         cache_features=True, share_warmup=True, warmup_epochs=None, prune=True,
-         fit_kwargs=None, **build_kwargs) -> TuneResult:
+         algorithm="hyperband", max_trials=None, epochs=None, fine_tune_epochs=None,
+         objective="val_accuracy", directory="kerastl_tune", project_name=None, overwrite=False,
+         strategy=None, seed=None, verbose=1, refit=True, hyperband_factor=3,
+         max_consecutive_failed_trials=3, cache_features=True, feature_cache=None,
+         share_warmup=True, prune=True, build_kwargs=None, fit_kwargs=None,
+         **deprecated_kwargs) -> TuneResult:
     """Searches unfreeze depth, learning rates, dropout and recipe with keras-tuner.
 
     Each trial builds a model with `kerastl.build` and trains it with
     `kerastl.fit`'s recipe. Trials are cheap where they can be: all trials
     share one cache of backbone features (and of the frozen part below each
-    unfreeze depth); the head warm-up on those features is trained once per
+    unfreeze depth); the head stage on those features is trained once per
     head learning rate and dropout and shared by every trial with those
     values; the epoch budget goes to the fine-tuning epochs only (those that
     run the unfrozen blocks); a fine-tuning stage that scores clearly worse
-    than its warm-up is stopped (`prune`); and Hyperband stops poor settings
-    early. Every trial's wall time is recorded.
+    than its start is stopped (`prune`); and Hyperband stops poor settings
+    early, without rerunning settings that more epochs cannot change. Every
+    trial's wall time is recorded. The arguments, the objective and the
+    input size are checked before the first trial.
     Rerunning with the same `directory`/`project_name` resumes the search
     (finished trials are never redone); a trial that raises (out of memory,
     ...) is recorded as ``"FAILED"`` with its error and the search goes on.
@@ -183,76 +151,109 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
             `validation_data` defaults to its validation split).
         validation_data: Validation batches; the objective is measured on them.
         backbone: Registry name (`kerastl.list_backbones`) or ``"hub:<handle>"``.
-        num_classes: Number of classes; default from the data's ``class_names``.
-        search_space: A `kerastl.SearchSpace`, a dict of its arguments, or None for
+        num_classes: Number of classes; default from the data's ``class_names``
+            (and checked against them when given).
+        search_space: A `kerastl.SearchSpace`, a dict of its arguments (as
+            `kerastl.SearchSpace.from_dict`), or None for
             `kerastl.SearchSpace.default_for(backbone)`.
         algorithm: ``"hyperband"``, ``"bayesian"`` (needs scikit-learn) or ``"random"``.
         max_trials: Cap on the number of trials (Hyperband counts each round's
             continuation as a trial). Default: one Hyperband iteration, or 10.
-        max_epochs: Fine-tuning epochs of each trial (Hyperband: of its longest
-            trials), after the shared head warm-up. Default 6, as `kerastl.fit`.
+        epochs: Epochs of a head stage, as `kerastl.fit`'s `epochs` (None: its
+            default for a head stage, 30 on cached features, with early stopping).
+        fine_tune_epochs: Fine-tuning epochs of each trial (Hyperband: of its
+            longest trials) and of the refit, after the head stage; an integer
+            >= 1. Default 6, as `kerastl.fit`.
         objective: Validation metric to optimize (``"val_accuracy"``,
-            ``"val_loss"``, ...) or a `keras_tuner.Objective`.
+            ``"val_loss"``, ...: one `kerastl.fit` reports) or a `keras_tuner.Objective`.
         directory: Folder holding the project's state.
         project_name: Project folder; default ``"<backbone>_<algorithm>"``.
         overwrite: Start over instead of resuming the project.
         strategy: A `tf.distribute.Strategy` or `kerastl.distribute.get_strategy`
-            kind, given to keras-tuner's ``distribution_strategy`` and `kerastl.fit`.
+            kind, given to keras-tuner's ``distribution_strategy``, `kerastl.build`
+            and `kerastl.fit`.
         seed: Seed of the oracle, of the builds and of `kerastl.fit`.
         verbose: 0 (silent), 1 (keras-tuner's trial log) or 2 (also `kerastl.fit`'s).
-        refit: Rebuild and train the best setting for `max_epochs` with
+        refit: Rebuild and train the best setting for `fine_tune_epochs` with
             `kerastl.fit` (True), or reload the best trial's weights (False).
         hyperband_factor: Hyperband's reduction factor.
         max_consecutive_failed_trials: Stop the search after this many failures in a row.
-        cache_features: Share one new `kerastl.training.FeatureCache` among the
-            trials (True), pass a `FeatureCache` to share one across calls (a
-            resumed search in the same session), or False (no caching).
-        share_warmup: Share head warm-ups among trials.
-        warmup_epochs: Epochs of a head warm-up (None: `kerastl.fit`'s default
-            for a head stage, 30 on cached features, with early stopping).
+        cache_features: Cache backbone features for the trials (as in `kerastl.fit`).
+        feature_cache: A `kerastl.training.FeatureCache` to share across calls (a
+            resumed search in the same session); None: a new one for this call.
+        share_warmup: Share head stages among trials.
         prune: Stop a fine-tuning stage at the end of an epoch that scores more
-            than 10% (relative) worse than the warm-up it started from (50% after
+            than 10% (relative) worse than the stage it started from (50% after
             its first epoch, which may dip before it recovers).
+        build_kwargs: Other `kerastl.build` arguments (``input_shape``, ``weights``,
+            ``backbone_kwargs``, ``head``, ``augmentation``, ...). Default
+            ``input_shape``: the training images' size.
         fit_kwargs: Other `kerastl.fit` arguments (``class_weight``, ``callbacks``, ...).
-        **build_kwargs: Other `kerastl.build` arguments (``input_shape``,
-            ``weights``, ``backbone_kwargs``, ``head``, ``augmentation``, ...).
+        **deprecated_kwargs: ``max_epochs`` (now `fine_tune_epochs`),
+            ``warmup_epochs`` (now `epochs`) and `kerastl.build` arguments given
+            directly (now in `build_kwargs`) still work, with a FutureWarning.
 
     Returns:
         A `kerastl.TuneResult`.
 
     Example:
         >>> data = kerastl.data.from_directory("flowers", image_size=160, validation_split=0.2)
-        >>> result = kerastl.tune(data.train, data.validation, backbone="mobilenet_v2",
-        ...                       input_shape=(160, 160, 3), max_epochs=6)
+        >>> result = kerastl.tune(data, backbone="mobilenet_v2", fine_tune_epochs=6)
         >>> print(result.summary())
         >>> result.best_hyperparameters["trainable_blocks"]
         4
     """
+    from kerastl import distribute, training
     from kerastl import model as model_lib
-    from kerastl import training
-
     from kerastl.data import ImageData
 
+    renamed = {k: deprecated_kwargs.pop(k) for k in list(deprecated_kwargs)
+               if k in arguments.RENAMED}
+    args = arguments.renamed(renamed, {"epochs": epochs, "fine_tune_epochs": fine_tune_epochs})
+    epochs, fine_tune_epochs = args["epochs"], args["fine_tune_epochs"]
+    if isinstance(cache_features, training.FeatureCache):  # the earlier bool-or-cache form
+        warnings.warn("kerastl.tune(cache_features=<FeatureCache>) is deprecated; use "
+                      "feature_cache=<FeatureCache> instead.", FutureWarning, stacklevel=2)
+        if feature_cache is not None:
+            raise ValueError("Pass the cache once, as `feature_cache`. Received: "
+                             "cache_features=<FeatureCache>, feature_cache=<FeatureCache>")
+        cache_features, feature_cache = True, cache_features
+    class_names = getattr(train, "class_names", None)
     if isinstance(train, ImageData):
         validation_data = train.validation if validation_data is None else validation_data
         train = train.train
     if validation_data is None:
         raise ValueError("kerastl.tune needs `validation_data` to score trials. "
                          "Received: validation_data=None")
-    build_kwargs = _check_args(build_kwargs, model_lib.build, _BUILD_OWNED, "kerastl.build")
-    fit_kwargs = _check_args(dict(fit_kwargs or {}), training.fit, _FIT_OWNED, "kerastl.fit")
+    build_kwargs = arguments.check_args(arguments.flat_build_kwargs({}, build_kwargs),
+                                        model_lib.build, arguments.BUILD_OWNED, "kerastl.build")
+    if deprecated_kwargs:
+        flat = arguments.check_args(deprecated_kwargs, model_lib.build, arguments.BUILD_OWNED,
+                                    "kerastl.build")
+        warnings.warn("Passing kerastl.build arguments directly to kerastl.tune "
+                      f"({', '.join(sorted(flat))}) is deprecated; pass them in "
+                      "`build_kwargs` instead.", FutureWarning, stacklevel=2)
+        build_kwargs = arguments.flat_build_kwargs(flat, build_kwargs)
+    fit_kwargs = arguments.check_args(dict(fit_kwargs or {}), training.fit, arguments.FIT_OWNED,
+                                      "kerastl.fit")
     check_algorithm(algorithm)
     check_one_of("verbose", verbose, (0, 1, 2))
-    for name, value in (("overwrite", overwrite), ("refit", refit),
-                        ("share_warmup", share_warmup), ("prune", prune)):
-        _check_bool(name, value)
-    if not isinstance(cache_features, training.FeatureCache):
-        _check_bool("cache_features", cache_features)
+    for name, value in (("overwrite", overwrite), ("refit", refit), ("cache_features",
+                        cache_features), ("share_warmup", share_warmup), ("prune", prune)):
+        check_bool(name, value)
+    if feature_cache is not None and not isinstance(feature_cache, training.FeatureCache):
+        raise TypeError("`feature_cache` must be a kerastl.training.FeatureCache or None. "
+                        f"Received: feature_cache={feature_cache!r}")
+    if feature_cache is not None and not cache_features:
+        raise ValueError("`feature_cache` needs cache_features=True. "
+                         "Received: cache_features=False with a feature_cache")
     if max_trials is not None:
         check_int("max_trials", max_trials, minimum=1)
-    check_int("max_epochs", max_epochs, minimum=1)
-    if warmup_epochs is not None:
-        check_int("warmup_epochs", warmup_epochs, minimum=1)
+    if fine_tune_epochs is None:
+        fine_tune_epochs = training.recipes.FINE_TUNE_EPOCHS
+    check_int("fine_tune_epochs", fine_tune_epochs, minimum=1)
+    if epochs is not None:
+        check_int("epochs", epochs, minimum=1)
     check_int("hyperband_factor", hyperband_factor, minimum=2)
     check_int("max_consecutive_failed_trials", max_consecutive_failed_trials, minimum=1)
     if seed is not None:
@@ -261,39 +262,37 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
         raise TypeError("`backbone` must be a registry name or 'hub:<handle>' (each trial "
                         f"builds its own copy). Received: backbone={backbone!r}")
     space = as_search_space(search_space, backbone)
-    objective = _objective(objective)
-    num_classes = _num_classes(num_classes, train, build_kwargs)
+    num_classes = arguments.num_classes(num_classes, class_names, build_kwargs)
+    objective = arguments.objective(objective, build_kwargs.get("task") or "multiclass",
+                                    num_classes)
+    build_kwargs = arguments.input_shape(build_kwargs, train, backbone)
     num_blocks = _spec_of(backbone).num_blocks
-    if isinstance(strategy, str):
-        from kerastl.distribute import get_strategy
-
-        strategy = get_strategy(strategy)
+    strategy = distribute.resolve_strategy(strategy)
 
     directory = Path(directory)
     project_name = project_name or _project_name(backbone, algorithm)
     config = _project_config(directory / project_name, {
         "backbone": backbone, "num_classes": num_classes, "algorithm": algorithm,
-        "objective": objective.name, "max_epochs": max_epochs,
+        "objective": objective.name, "fine_tune_epochs": fine_tune_epochs,
         "search_space": space.to_dict(), "build_kwargs": build_kwargs,
         "build_seed": seed if seed is not None else random.randrange(2**31)}, overwrite)
 
-    if isinstance(cache_features, training.FeatureCache):
-        cache = cache_features
+    cache = None
+    if cache_features:
+        cache = feature_cache if feature_cache is not None else training.FeatureCache()
     else:
-        cache = training.FeatureCache() if cache_features else None
-        if not cache_features:
-            fit_kwargs["cache_features"] = False
+        fit_kwargs["cache_features"] = False
     hypermodel = TransferHyperModel(
         backbone=backbone, num_classes=num_classes, space=space, build_kwargs=build_kwargs,
         fit_kwargs=fit_kwargs, objective=objective.name, direction=objective.direction,
         build_seed=int(config["build_seed"]), feature_cache=cache, strategy=strategy,
         seed=seed, verbose=1 if verbose == 2 else 0, share_warmup=share_warmup,
-        warmup_epochs=warmup_epochs, prune=prune, num_blocks=num_blocks)
+        epochs=epochs, prune=prune, num_blocks=num_blocks)
     quiet = contextlib.redirect_stdout(io.StringIO()) if verbose == 0 else contextlib.nullcontext()
     start = time.perf_counter()
     with quiet:
         tuner = make_tuner(algorithm, hypermodel, objective=objective, max_trials=max_trials,
-                           max_epochs=max_epochs, factor=hyperband_factor, seed=seed,
+                           max_epochs=fine_tune_epochs, factor=hyperband_factor, seed=seed,
                            directory=directory, project_name=project_name, overwrite=overwrite,
                            strategy=strategy,
                            max_consecutive_failed_trials=max_consecutive_failed_trials)
@@ -307,23 +306,31 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
     result.tuner = tuner
     if result.best_trial is not None:
         _attach_best_model(result, tuner, hypermodel, train, validation_data, refit=refit,
-                           max_epochs=max_epochs)
+                           epochs=fine_tune_epochs)
     return result
 
 
-def _attach_best_model(result, tuner, hypermodel, train, validation_data, *, refit, max_epochs):
-    trial = tuner.oracle.get_trial(result.best_trial["trial_id"])
+def _trained_trial(oracle, trial):
+    """Returns the trial whose weights `trial` holds (a settled continuation: its earlier one)."""
+    settled = INFO_METRICS["settled"]
+    while trial.metrics.exists(settled) and trial.metrics.get_last_value(settled):
+        trial = oracle.get_trial(trial.hyperparameters.values["tuner/trial_id"])
+    return trial
+
+
+def _attach_best_model(result, tuner, hypermodel, train, validation_data, *, refit, epochs):
+    trial = _trained_trial(tuner.oracle, tuner.oracle.get_trial(result.best_trial["trial_id"]))
     if not refit:
         result._load_best_model = lambda: tuner.load_model(trial)
         return
     hp = trial.hyperparameters.copy()
     hp.values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
-    model = tuner._try_build(hp)
+    model = hypermodel.build(hp)
     start = time.perf_counter()
-    metrics = hypermodel.fit(hp, model, train, validation_data, epochs=max_epochs, prune=False)
+    outcome = hypermodel.train(hp, model, train, validation_data, epochs=epochs, prune=False)
     result.best_model = model
-    result.best_report = list(hypermodel.last_reports)
-    result.refit_metrics = dict(metrics, seconds=round(time.perf_counter() - start, 3))
+    result.best_report = list(outcome.reports)
+    result.refit_metrics = dict(outcome.metrics, seconds=round(time.perf_counter() - start, 3))
 
 
 __all__ = ["tune"]

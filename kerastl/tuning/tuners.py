@@ -1,14 +1,23 @@
-"""keras-tuner tuners that run kerastl trials and record each trial's cost.
+"""keras-tuner tuners and the Hyperband oracle that run kerastl trials.
 
 The three tuners are keras-tuner's own (`Hyperband`, `RandomSearch`,
-`BayesianOptimization`: their oracles, pruning, state files and resuming)
-with one change: `run_trial` trains through `kerastl.fit` (which may train
+`BayesianOptimization`: their oracles, state files and resuming) with one
+change: `run_trial` trains through `TransferHyperModel.fit` (which may train
 the head on cached features, outside the full model), so instead of
 keras-tuner's per-epoch checkpoint callback the trial's final weights (its
 best validation checkpoint, where `kerastl.fit` leaves the model) are saved
-for Hyperband's next rounds. Each trial also writes ``kerastl_trial.json``
-(wall time, epochs, trainable parameters, error) next to keras-tuner's
-``trial.json``.
+for Hyperband's next rounds. A trial reports its metrics and facts
+(`kerastl.tuning.hypermodel.INFO_METRICS`) by returning them, as keras-tuner
+expects; keras-tuner keeps them with the trial.
+
+Decisions about continuing a trial are the oracle's: `KerastlHyperbandOracle`
+settles a Hyperband continuation whose earlier trial reported that more
+epochs cannot change it (pruned, or no fine-tuning stage) by recording the
+earlier result, so no trial is run for it.
+
+Each trial also writes ``kerastl_trial.json`` (wall time, error) next to
+keras-tuner's ``trial.json``: the cost of failed trials, which keras-tuner
+does not record.
 """
 
 from __future__ import annotations
@@ -21,9 +30,50 @@ import traceback
 import keras_tuner
 
 from kerastl._validation import check_one_of
+from kerastl.tuning.hypermodel import INFO_METRICS
 
 ALGORITHMS = ("hyperband", "bayesian", "random")
 TRIAL_RECORD = "kerastl_trial.json"
+
+
+class KerastlHyperbandOracle(keras_tuner.oracles.HyperbandOracle):
+    """keras-tuner's Hyperband oracle that does not run continuations that cannot change.
+
+    A trial reports ``kerastl/can_continue`` = 0 when more epochs of its
+    setting would train nothing new (no fine-tuning stage) or only repeat
+    what was stopped (its fine-tuning was pruned). Hyperband may still pick
+    it for the next round; this oracle then completes that continuation at
+    once with the earlier trial's metrics (``kerastl/settled`` = 1, 0 epochs),
+    so the round keeps its size and no model is built or trained for it.
+    """
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id):
+        while True:
+            trial = super().create_trial(tuner_id)
+            earlier = self._settled_by(trial)
+            if earlier is None:
+                return trial
+            metrics = {name: earlier.metrics.get_last_value(name)
+                       for name in earlier.metrics.metrics}
+            metrics.update({INFO_METRICS["settled"]: 1.0, INFO_METRICS["epochs"]: 0.0,
+                            INFO_METRICS["head_epochs"]: 0.0})
+            self.update_trial(trial.trial_id, metrics)
+            trial.status = "COMPLETED"
+            self.end_trial(trial)
+
+    def _settled_by(self, trial):
+        """Returns the earlier trial whose result `trial` (a continuation) keeps, or None."""
+        if trial.status != "RUNNING":
+            return None
+        earlier_id = trial.hyperparameters.values.get("tuner/trial_id")
+        earlier = None if earlier_id is None else self.trials.get(earlier_id)
+        if earlier is None or earlier.status != "COMPLETED":
+            return None
+        name = INFO_METRICS["can_continue"]
+        if not earlier.metrics.exists(name) or earlier.metrics.get_last_value(name):
+            return None
+        return earlier
 
 
 class _KerastlTuner:
@@ -42,19 +92,14 @@ class _KerastlTuner:
         hp = trial.hyperparameters
         epochs = int(hp.values.get("tuner/epochs", self.trial_epochs))
         initial_epoch = int(hp.values.get("tuner/initial_epoch", 0))
-        record = {"trial_id": trial.trial_id, "continued_from": hp.values.get("tuner/trial_id"),
-                  "epochs": None, "seconds": None, "error": None}
+        record = {"trial_id": trial.trial_id, "seconds": None, "error": None}
         start = time.perf_counter()
         try:
             model = self._try_build(hp)  # a continuation loads its earlier trial's weights
-            earlier, pruned = self._earlier(hp)
             metrics = self.hypermodel.fit(hp, model, train, validation_data, epochs=epochs,
-                                          initial_epoch=initial_epoch, start_metrics=earlier,
-                                          start_pruned=pruned)
+                                          initial_epoch=initial_epoch,
+                                          start_metrics=self._earlier_metrics(hp))
             self._save_trial_model(trial.trial_id, model)
-            info = self.hypermodel.last_trial_info
-            record.update({k: info.get(k) for k in ("epochs", "warmup_epochs", "trainable_params",
-                                                     "shared_head_warmup", "pruned")})
             return metrics
         except BaseException as error:
             record["error"] = f"{type(error).__name__}: {error}".strip()
@@ -64,16 +109,13 @@ class _KerastlTuner:
             record["seconds"] = round(time.perf_counter() - start, 3)
             write_trial_record(self.get_trial_dir(trial.trial_id), record)
 
-
-    def _earlier(self, hp):
-        """For a Hyperband continuation: ``(its earlier trial's metrics, whether it was
-        pruned)``; ``(None, False)`` otherwise."""
+    def _earlier_metrics(self, hp):
+        """For a Hyperband continuation: its earlier trial's objective; None otherwise."""
         trial_id = hp.values.get("tuner/trial_id")
         earlier = None if trial_id is None else self.oracle.get_trial(trial_id)
         if earlier is None or earlier.score is None:
-            return None, False
-        metrics = {self.oracle.objective.name: float(earlier.score)}
-        return metrics, bool(read_trial_record(self.get_trial_dir(trial_id)).get("pruned"))
+            return None
+        return {self.oracle.objective.name: float(earlier.score)}
 
     def _save_trial_model(self, trial_id, model):
         """Saves what `load_model` and Hyperband's next rounds read: weights + build config."""
@@ -98,7 +140,11 @@ def read_trial_record(trial_dir) -> dict:
 
 
 class HyperbandTuner(_KerastlTuner, keras_tuner.Hyperband):
-    """keras-tuner's Hyperband running kerastl trials."""
+    """keras-tuner's Hyperband running kerastl trials, with `KerastlHyperbandOracle`."""
+
+    def __init__(self, hypermodel, *, oracle, **kwargs):
+        # keras_tuner.Hyperband.__init__ only makes a HyperbandOracle; pass ours.
+        keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
 
 
 class RandomSearchTuner(_KerastlTuner, keras_tuner.RandomSearch):
@@ -151,9 +197,13 @@ def make_tuner(algorithm: str, hypermodel, *, objective, max_trials, max_epochs,
                   distribution_strategy=strategy, max_retries_per_trial=0,
                   max_consecutive_failed_trials=max_consecutive_failed_trials)
     if algorithm == "hyperband":
-        tuner = HyperbandTuner(max_epochs=max_epochs, factor=factor,
-                               hyperband_iterations=None if max_trials else 1, **common)
-        tuner.oracle.max_trials = max_trials
+        oracle_args = {k: common.pop(k) for k in ("objective", "seed", "max_retries_per_trial",
+                                                  "max_consecutive_failed_trials")}
+        oracle = KerastlHyperbandOracle(max_epochs=max_epochs, factor=factor,
+                                        hyperband_iterations=None if max_trials else 1,
+                                        **oracle_args)
+        oracle.max_trials = max_trials
+        tuner = HyperbandTuner(oracle=oracle, **common)
     elif algorithm == "random":
         tuner = RandomSearchTuner(max_trials=max_trials or 10, **common)
     else:

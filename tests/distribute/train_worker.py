@@ -7,8 +7,10 @@ initializes its runtime.
 Models (both from `kerastl.build`, no dropout, plain SGD, no shuffling):
     tiny: a small conv backbone with a training BatchNormalization layer whose
         statistics are synchronized (`kerastl.distribute.synchronize_batch_norm`);
-        every weight gets a real gradient. ``tiny_nosync`` (same initial weights)
-        leaves BN statistics per replica, so it must differ from one device.
+        every weight gets a real gradient (`kerastl.build(bn_training=True)`
+        synchronizes them under several replicas). ``tiny_nosync`` (same initial
+        weights) switches the synchronization off after the build, so its BN
+        statistics are per replica and its training differs from one device.
     mobilenet_v2: ``kerastl.build("mobilenet_v2", ...)`` with alpha 0.35, random
         weights and the default frozen backbone (only the head trains; random
         MobileNetV2 features are tiny, so mostly the head's bias moves).
@@ -58,11 +60,16 @@ def make_model(name: str, strategy):
     model = kerastl.build(backbone, NUM_CLASSES, backbone_kwargs={"preprocessing": "tf"},
                           head={"dropout": 0.0}, trainable_blocks="all", bn_training=True,
                           strategy=strategy)
-    if name == "tiny":
-        # build(bn_training=True) under a multi-replica strategy synchronizes BN itself.
-        bns = [l for l in model.get_layer("backbone").layers
-               if type(l).__name__ == "BatchNormalization"]
-        assert bns and all(l.synchronized for l in bns) == (kerastl.distribute.num_replicas(strategy) > 1)
+    # build(bn_training=True) under a multi-replica strategy synchronizes BN itself.
+    bns = [l for l in model.get_layer("backbone").layers
+           if type(l).__name__ == "BatchNormalization"]
+    several = kerastl.distribute.num_replicas(strategy) > 1
+    if not (bns and all(l.synchronized == several for l in bns)):
+        raise RuntimeError(f"BatchNormalization synchronized={[l.synchronized for l in bns]} "
+                           f"under {kerastl.distribute.describe(strategy)}")
+    if name == "tiny_nosync":
+        for layer in bns:
+            layer.synchronized = False
     return model
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from harness import random_images, tiny_kerastl_model
+from harness import TINY_MODEL, assert_float32_close, random_images, tiny_kerastl_model
 
 from kerastl.export import keras_format
 
@@ -30,8 +30,8 @@ def test_load_in_safe_mode_reproduces_predictions(saved):
     root, model = saved
     images = random_images(4, seed=1)
     loaded = keras_format.load(root, compile=False)
-    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
-                               atol=1e-6)
+    assert_float32_close(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
+                         **TINY_MODEL)
     assert loaded.get_layer("preprocessing").backbone == "tiny"
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import REPO, separable_images, tiny_kerastl_model, train_tiny_model
+from harness import (MOBILENET_V2, REPO, TINY_MODEL, assert_float32_close, float32_tolerance,
+                     separable_images, tiny_kerastl_model, train_tiny_model)
 
 import kerastl.export as kexport
 
@@ -53,7 +54,8 @@ def test_every_artifact_agrees_with_keras(exported):
     assert keras_accuracy >= 0.9  # the tiny model learned the colors
     by_name = {a.name: a for a in report.artifacts}
     for name in ("saved_model", "model.keras", "model_float32.tflite"):
-        assert by_name[name].max_abs_diff < 1e-4, name
+        # Probabilities (scale 1) of the tiny model run by other kernels.
+        assert by_name[name].max_abs_diff <= float32_tolerance(**TINY_MODEL), name
         assert by_name[name].agreement == 1.0
         assert by_name[name].accuracy == keras_accuracy
     for name in ("model_dynamic.tflite", "model_float16.tflite"):
@@ -150,8 +152,7 @@ def test_load_accepts_version_file_and_directory(exported, trained):
     expected = trained[0].predict(eval_images[:8], verbose=0)
     for path in (root, root / "1", root / "1" / "model.keras"):
         loaded = kexport.load(path)
-        np.testing.assert_allclose(loaded.predict(eval_images[:8], verbose=0), expected,
-                                   atol=1e-6)
+        assert_float32_close(loaded.predict(eval_images[:8], verbose=0), expected, **TINY_MODEL)
         assert loaded.get_layer("head").class_names == CLASSES
 
 
@@ -259,7 +260,8 @@ def test_export_of_a_kerastl_build_mobilenet_v2(tmp_path):
     report = kexport.export(model, tmp_path, formats=("tflite",),
                             quantization=("float32", "int8"), representative_data=images,
                             num_calibration_samples=32, verbose=0)
-    assert report.artifact("model_float32.tflite").max_abs_diff < 1e-4
+    float32 = report.artifact("model_float32.tflite")
+    assert float32.max_abs_diff <= float32_tolerance(**MOBILENET_V2)
     int8 = report.artifact("model_int8.tflite")
     assert int8.size_ratio < 0.5 and int8.max_abs_diff < 0.2
     manifest = kexport.read_manifest(tmp_path / "1")
@@ -299,7 +301,8 @@ def test_real_mobilenet_v2_int8_is_small_and_agrees(assets, keras_home, tmp_path
     print(report)  # shown by pytest when an assertion fails
     int8 = report.artifact("model_int8.tflite")
     assert report.keras["accuracy"] >= 0.75  # ImageNet features + a trained head
-    assert report.artifact("model_float32.tflite").max_abs_diff < 1e-3
+    float32 = report.artifact("model_float32.tflite")
+    assert float32.max_abs_diff <= float32_tolerance(**MOBILENET_V2)
     assert int8.size_ratio <= 0.35
     assert int8.agreement >= 0.9
     assert abs(int8.accuracy - report.keras["accuracy"]) <= 0.08

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from harness import random_images, run_python, separable_images, tiny_kerastl_model
+from harness import (TINY_MODEL, assert_float32_close, random_images, run_python, separable_images,
+                     tiny_kerastl_model)
 from PIL import Image
 
 from kerastl.export import saved_model
@@ -60,16 +61,15 @@ def test_saved_model_serves_raw_images_and_encoded_bytes_without_kerastl(model, 
     assert out["signatures"] == ["serving_bytes", "serving_default", "serving_uint8"]
 
     expected = model.predict(images, verbose=0)
-    np.testing.assert_allclose(out["raw"], expected, atol=1e-5)
+    assert_float32_close(out["raw"], expected, **TINY_MODEL)
     assert out["raw_index"] == expected.argmax(-1).tolist()
-    np.testing.assert_allclose(out["uint8"], expected, atol=1e-5)
+    assert_float32_close(out["uint8"], expected, **TINY_MODEL)
     # PNG is lossless at the model's size: exactly the raw request.
-    np.testing.assert_allclose(out["bytes"][0], expected[0], atol=1e-5)
+    assert_float32_close(out["bytes"][0], expected[0], **TINY_MODEL)
     # JPEG of another size: decoded and resized like tf.image.resize (bilinear).
     decoded = tf.io.decode_jpeg((tmp_path / "b.jpg").read_bytes(), channels=3)
     resized = tf.image.resize(tf.cast(decoded, tf.float32), (32, 32), method="bilinear")
-    np.testing.assert_allclose(out["bytes"][1], model.predict(resized[None], verbose=0)[0],
-                               atol=1e-5)
+    assert_float32_close(out["bytes"][1], model.predict(resized[None], verbose=0)[0], **TINY_MODEL)
 
 
 @pytest.mark.parametrize("task, num_outputs", [("binary", 1), ("regression", 2)])
@@ -82,16 +82,16 @@ def test_outputs_per_task(task, num_outputs, tmp_path):
     expected = model.predict(images, verbose=0)
     if task == "regression":
         assert set(out) == {"predictions"}
-        np.testing.assert_allclose(out["predictions"].numpy(), expected, atol=1e-5)
+        assert_float32_close(out["predictions"].numpy(), expected, **TINY_MODEL)
     elif task == "binary":
         probs = out["probabilities"].numpy()
         assert probs.shape == (4, 2)  # columns line up with the two class names
-        np.testing.assert_allclose(probs[:, 1:], expected, atol=1e-5)
-        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-6)
+        assert_float32_close(probs[:, 1:], expected, **TINY_MODEL)
+        assert_float32_close(probs.sum(-1), 1.0, **TINY_MODEL)
         assert out["class_index"].numpy().tolist() == (expected[:, 0] > 0.5).astype(int).tolist()
-    np.testing.assert_allclose(
+    assert_float32_close(
         saved_model.predict_saved_model(loaded, images, task=task, batch_size=3), expected,
-        atol=1e-5)
+        **TINY_MODEL)
 
 
 def test_conversion_saved_model_returns_the_raw_output(model, tmp_path):
@@ -100,4 +100,4 @@ def test_conversion_saved_model_returns_the_raw_output(model, tmp_path):
     images = random_images(3, seed=7)
     got = loaded.signatures["serving_default"](image=tf.constant(images))
     (values,) = got.values()
-    np.testing.assert_allclose(values.numpy(), model.predict(images, verbose=0), atol=1e-5)
+    assert_float32_close(values.numpy(), model.predict(images, verbose=0), **TINY_MODEL)

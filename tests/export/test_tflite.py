@@ -3,7 +3,8 @@
 import keras
 import numpy as np
 import pytest
-from harness import random_images, separable_images, tiny_kerastl_model, train_tiny_model
+from harness import (TINY_MODEL, assert_float32_close, random_images, separable_images,
+                     tiny_kerastl_model, train_tiny_model)
 
 from kerastl.export import saved_model, tflite, tflite_metadata
 
@@ -29,9 +30,9 @@ def test_float32_matches_keras_for_any_batch_size(converted):
     expected = model.predict(images[:10], verbose=0)
     for batch_size in (1, 4, 32):
         got = tflite.predict_tflite(files["float32"], images[:10], batch_size=batch_size)
-        np.testing.assert_allclose(got, expected, atol=1e-5)
+        assert_float32_close(got, expected, **TINY_MODEL)
     single = tflite.predict_tflite(files["float32"], images[0])  # one image, no batch axis
-    np.testing.assert_allclose(single, expected[:1], atol=1e-5)
+    assert_float32_close(single, expected[:1], **TINY_MODEL)
 
 
 def test_int8_takes_raw_uint8_pixels_and_returns_uint8(converted):

@@ -89,3 +89,25 @@ def test_errors(tmp_path):
     assert set(run.files) == {"config", "report"}
     with pytest.raises(KeyError, match="metrics"):
         run.file("metrics")
+
+
+def test_report_names_the_resolved_recipe_and_links_the_saved_model(tmp_path):
+    class FitReport:  # what kerastl.fit returns: the recipe it ran, "auto" resolved
+        recipe = "two_stage"
+
+        def to_dict(self):
+            return {"recipe": self.recipe, "stages": [
+                {"name": "head", "history": HISTORY, "seconds": 1.0}]}
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "model.keras").write_bytes(b"saved by kerastl train")
+    run = kerastl.report(run_dir, fit_report=FitReport(), config={"recipe": "auto"})
+    text = run.file("report").read_text()
+    assert "| recipe | auto (ran: two_stage) |" in text
+    assert "Recipe `two_stage`." in text
+    assert run.files["model"] == "model.keras" and "model.keras" in _links(run)
+    # A recipe asked for by name is not annotated.
+    again = kerastl.report(tmp_path / "run2", fit_report=FitReport(),
+                           config={"recipe": "two_stage"})
+    assert "| recipe | two_stage |" in again.file("report").read_text()

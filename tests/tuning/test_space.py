@@ -1,5 +1,7 @@
 """Tests of kerastl.tuning.space: SearchSpace validation and keras-tuner mapping."""
 
+import json
+
 import keras_tuner
 import pytest
 
@@ -60,16 +62,47 @@ def test_unknown_keys_in_dict_are_rejected_with_suggestion():
 
 def test_dict_round_trip_keeps_ranges_and_choices():
     space = SearchSpace(trainable_blocks=(4, 0, "all", 4), learning_rate=[1e-2, 1e-3],
-                        backbone_learning_rate=(1e-5, 1e-3), dropout=0.25, recipe="fine_tune")
+                        backbone_learning_rate=(1e-5, 1e-3), dropout=0.25, recipe="fine_tune",
+                        layer_decay=[0.5, 0.8])
     config = space.to_dict()
     assert config == {"trainable_blocks": [0, 4, "all"], "recipe": ["fine_tune"],
-                      "learning_rate": [1e-3, 1e-2], "backbone_learning_rate": [1e-5, 1e-3],
-                      "dropout": 0.25, "layer_decay": None}
-    # JSON lists of two numbers read back as ranges for rates: a choice must be
-    # written with more or fewer items. The round trip of a range is exact:
-    again = SearchSpace.from_dict(config)
-    assert again.to_dict()["backbone_learning_rate"] == [1e-5, 1e-3]
-    assert "log range [1e-05, 0.001]" in again.describe()
+                      "learning_rate": [1e-3, 1e-2],
+                      "backbone_learning_rate": {"range": [1e-5, 1e-3]},
+                      "dropout": 0.25, "layer_decay": [0.5, 0.8]}
+    # Through JSON (no tuples) and back: a two-value choice stays a choice, a range a range.
+    again = SearchSpace.from_dict(json.loads(json.dumps(config)))
+    assert again == space and again.to_dict() == config
+    lines = again.describe().splitlines()
+    assert "learning_rate: choice [0.001, 0.01]" in lines
+    assert "backbone_learning_rate: log range [1e-05, 0.001]" in lines
+    assert "layer_decay: choice [0.5, 0.8]" in lines
+    # A range and a choice of the same two numbers are different spaces.
+    assert SearchSpace(learning_rate=(1e-3, 1e-2)) != SearchSpace(learning_rate=[1e-3, 1e-2])
+    assert SearchSpace.from_dict({"learning_rate": (1e-3, 1e-2)}) == SearchSpace(
+        learning_rate=(1e-3, 1e-2))
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"range": [1e-3]}, "must be {'range': [low, high]} with two numbers"),
+    ({"rnage": [1e-3, 1e-2]}, "'rnage' (did you mean 'range'?)"),
+    ({"range": [1e-2, 1e-3]}, "low <= high"),
+])
+def test_from_dict_bad_range(value, message):
+    with pytest.raises(ValueError) as info:
+        SearchSpace.from_dict({"learning_rate": value})
+    assert message in str(info.value)
+
+
+def test_resume_check_sees_a_choice_turned_into_a_range(tmp_path):
+    from kerastl.tuning.tune import _project_config
+
+    def config(space):
+        return {"backbone": "mobilenet_v2", "build_seed": 1, "search_space": space.to_dict()}
+
+    _project_config(tmp_path, config(SearchSpace(dropout=[0.0, 0.3])), overwrite=False)
+    _project_config(tmp_path, config(SearchSpace(dropout=[0.0, 0.3])), overwrite=False)
+    with pytest.raises(ValueError, match=r"other settings \(search_space\)"):
+        _project_config(tmp_path, config(SearchSpace(dropout=(0.0, 0.3))), overwrite=False)
 
 
 def test_declare_maps_onto_keras_tuner_hyperparameters():

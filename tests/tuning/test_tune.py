@@ -5,12 +5,14 @@ Trials are 1-2 epochs on 48 images; each search runs 3-4 trials.
 
 import functools
 import json
+import re
 
 import keras
 import pytest
 import tensorflow as tf
 
 import kerastl
+import kerastl.data
 import kerastl.training
 from harness import separable_images
 from kerastl.tuning import SearchSpace, TuneResult, tune
@@ -39,9 +41,9 @@ def search(data, tmp_path_factory):
     space = SearchSpace(trainable_blocks=[0, 2], learning_rate=1e-2,
                         backbone_learning_rate=[1e-4, 1e-3], dropout=0.1)
     return tune(train, val, backbone="mobilenet_v2", num_classes=3, search_space=space,
-                algorithm="random", max_trials=4, max_epochs=2, warmup_epochs=3, prune=False,
+                algorithm="random", max_trials=4, fine_tune_epochs=2, epochs=3, prune=False,
                 seed=0, verbose=0, refit=False, directory=tmp_path_factory.mktemp("tune"),
-                **TINY)
+                build_kwargs=TINY)
 
 
 def test_every_setting_runs_once_with_its_cost(search):
@@ -82,19 +84,19 @@ def test_all_trials_share_one_head_warmup(search):
     # Same head learning rate and dropout: the first trial trains the warm-up
     # (3 epochs), the other three load its head weights.
     first, *others = search.trials
-    assert first["shared_head_warmup"] is False and first["warmup_epochs"] == 3
-    assert all(t["shared_head_warmup"] and t["warmup_epochs"] == 0 for t in others)
+    assert first["shared_head_warmup"] is False and first["head_epochs"] == 3
+    assert all(t["shared_head_warmup"] and t["head_epochs"] == 0 for t in others)
 
 
 class _WreckFineTuning(keras.callbacks.Callback):
-    """Throws the trained weights far off in fine-tuning stages (not of `warmup_epochs`)."""
+    """Throws the trained weights far off in fine-tuning stages (not of `head_epochs`)."""
 
-    def __init__(self, warmup_epochs):
+    def __init__(self, head_epochs):
         super().__init__()
-        self.warmup_epochs = warmup_epochs
+        self.head_epochs = head_epochs
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.params.get("epochs") == self.warmup_epochs:
+        if self.params.get("epochs") == self.head_epochs:
             return
         for weight in self.model.trainable_weights:
             weight.assign(tf.random.normal(weight.shape, stddev=20.0, seed=batch))
@@ -106,35 +108,42 @@ def test_fine_tuning_far_worse_than_its_warmup_is_pruned(data, tmp_path):
     train, val = data
     space = SearchSpace(trainable_blocks=[2], learning_rate=1e-2, dropout=0.0)
     args = dict(backbone="mobilenet_v2", num_classes=3, algorithm="random", max_trials=1,
-                warmup_epochs=2, objective="val_loss", seed=0, verbose=0, refit=False,
-                directory=tmp_path, **TINY)
-    result = tune(train, val, search_space=space, max_epochs=3, project_name="pruned",
-                  fit_kwargs={"callbacks": [_WreckFineTuning(warmup_epochs=2)]}, **args)
+                epochs=2, objective="val_loss", seed=0, verbose=0, refit=False,
+                directory=tmp_path, build_kwargs=TINY)
+    result = tune(train, val, search_space=space, fine_tune_epochs=3, project_name="pruned",
+                  fit_kwargs={"callbacks": [_WreckFineTuning(head_epochs=2)]}, **args)
     trial = result.trials[0]
     assert trial["pruned"] is True and trial["epochs"] == 1
     frozen = tune(train, val, search_space=SearchSpace(trainable_blocks=[0], learning_rate=1e-2,
                                                        dropout=0.0),
                   project_name="frozen", **args)
     assert trial["score"] == pytest.approx(frozen.trials[0]["score"], rel=1e-6)
-    unpruned = tune(train, val, search_space=space, max_epochs=3, project_name="unpruned",
-                    prune=False, fit_kwargs={"callbacks": [_WreckFineTuning(warmup_epochs=2)]}, **args)
+    unpruned = tune(train, val, search_space=space, fine_tune_epochs=3, project_name="unpruned",
+                    prune=False, fit_kwargs={"callbacks": [_WreckFineTuning(head_epochs=2)]},
+                    **args)
     assert unpruned.trials[0]["pruned"] is False and unpruned.trials[0]["epochs"] == 3
 
 
-def test_hyperband_does_not_continue_pruned_fine_tuning(data, tmp_path):
-    # Hyperband, max_epochs=3: three 1-epoch trials (all pruned: their fine-tuning
-    # is wrecked), then the best one "continued" to 3 epochs: it keeps the earlier
-    # result instead of repeating the fine-tuning that was pruned.
+def test_hyperband_does_not_continue_pruned_fine_tuning(data, tmp_path, monkeypatch):
+    # Hyperband, fine_tune_epochs=3: three 1-epoch trials (all pruned: their
+    # fine-tuning is wrecked), then the best one "continued" to 3 epochs: the
+    # oracle keeps the earlier result and runs nothing for it (no build, no fit).
+    counter = _Counting(monkeypatch)
     space = SearchSpace(trainable_blocks=[2], learning_rate=(1e-3, 1e-2), dropout=0.0)
     result = tune(data[0], data[1], backbone="mobilenet_v2", num_classes=3,
-                  search_space=space, max_trials=4, max_epochs=3, warmup_epochs=2,
+                  search_space=space, max_trials=4, fine_tune_epochs=3, epochs=2,
                   objective="val_loss", seed=0, verbose=0, refit=False, directory=tmp_path,
-                  fit_kwargs={"callbacks": [_WreckFineTuning(warmup_epochs=2)]}, **TINY)
+                  fit_kwargs={"callbacks": [_WreckFineTuning(head_epochs=2)]},
+                  build_kwargs=TINY)
     first, last = result.trials[:3], result.trials[3]
-    assert all(t["pruned"] and t["epochs"] == 1 for t in first)
+    assert all(t["pruned"] and t["epochs"] == 1 and not t["settled"] for t in first)
     earlier = next(t for t in first if t["trial_id"] == last["continued_from"])
-    assert last["pruned"] is True and last["epochs"] == 0
+    assert last["status"] == "COMPLETED" and last["settled"] is True
+    assert last["pruned"] is True and last["epochs"] == 0 and last["seconds"] == 0.0
     assert last["score"] == pytest.approx(earlier["score"])
+    assert counter.builds == 3  # the three 1-epoch trials only
+    # The best model of a settled continuation is the weights of the trial it settled on.
+    assert result.best_model is not None
 
 
 class _Counting:
@@ -169,15 +178,15 @@ def frozen_cache():
 
 def _frozen_search(data, directory, cache, **kwargs):
     space = SearchSpace(trainable_blocks=[0], learning_rate=(1e-3, 3e-2), dropout=0.0)
-    args = dict(max_epochs=3, warmup_epochs=3, seed=1, verbose=0, refit=False,
+    args = dict(fine_tune_epochs=3, epochs=3, seed=1, verbose=0, refit=False,
                 project_name="frozen")
     args.update(kwargs)
     return tune(data[0], data[1], backbone="mobilenet_v2", num_classes=3, search_space=space,
-                directory=directory, cache_features=cache, **TINY, **args)
+                directory=directory, feature_cache=cache, build_kwargs=TINY, **args)
 
 
 def test_resume_never_redoes_finished_trials(data, tmp_path, monkeypatch, frozen_cache):
-    # Hyperband, max_epochs=3: three 1-epoch trials, then the best one continued to 3 epochs.
+    # Hyperband, fine_tune_epochs=3: three 1-epoch trials, then the best one continued.
     counter = _Counting(monkeypatch)
     first = _frozen_search(data, tmp_path, frozen_cache, max_trials=2)
     assert counter.builds == 2 and len(first.trials) == 2
@@ -190,12 +199,14 @@ def test_resume_never_redoes_finished_trials(data, tmp_path, monkeypatch, frozen
 
     counter.builds, counter.fail_at = 0, None
     again = _frozen_search(data, tmp_path, frozen_cache, max_trials=4)
-    assert counter.builds == 2  # the interrupted trial and one new one
+    # The interrupted trial only: the continuation of a frozen (depth 0) trial
+    # has no fine-tuning epochs, so the oracle settles it without a build.
+    assert counter.builds == 1
     assert [t["status"] for t in again.trials] == ["COMPLETED"] * 4
     assert {t["trial_id"]: t["seconds"] for t in again.trials[:2]} == done
     last = again.trials[3]
     assert last["continued_from"] in {t["trial_id"] for t in again.trials[:3]}
-    assert last["epochs"] == 0  # frozen: its continuation has no fine-tuning epochs
+    assert last["epochs"] == 0 and last["settled"] is True
 
 
 def test_failing_trial_is_recorded_and_skipped_then_best_is_refit(data, tmp_path, monkeypatch,
@@ -211,7 +222,7 @@ def test_failing_trial_is_recorded_and_skipped_then_best_is_refit(data, tmp_path
     assert failed["seconds"] is not None and failed["score"] is None
     assert result.best_trial["trial_id"] == "1"
     assert "trial 0 failed: ResourceExhaustedError" in result.summary()
-    # refit=True: the best setting rebuilt and trained for max_epochs with kerastl.fit.
+    # refit=True: the best setting rebuilt and trained with kerastl.fit.
     assert counter.builds == 3
     assert result.refit_metrics["seconds"] > 0
     stages = kerastl.report.stages_from(result.best_report)  # the refit's history
@@ -228,9 +239,20 @@ def test_failing_trial_is_recorded_and_skipped_then_best_is_refit(data, tmp_path
     ({"search_space": SearchSpace(trainable_blocks=[0, 19])}, ValueError,
      "between 0 and 18 or 'all'. Received: trainable_blocks=19"),
     ({"search_space": {"learning_rate": -0.1}}, ValueError, "positive number"),
-    ({"max_epochs": 0}, ValueError, "`max_epochs` must be an integer >= 1"),
+    ({"fine_tune_epochs": 0}, ValueError, "`fine_tune_epochs` must be an integer >= 1"),
+    ({"epochs": 0}, ValueError, "`epochs` must be an integer >= 1"),
     ({"backbone": "mobilenet_v9"}, ValueError, "Unknown backbone 'mobilenet_v9'"),
     ({"validation_data": None}, ValueError, "needs `validation_data`"),
+    ({"objective": "val_f1"}, ValueError,
+     "`objective` must be a metric kerastl.fit reports for task='multiclass': 'val_loss', "
+     "'val_accuracy', 'loss', 'accuracy'. Received: objective='val_f1'"),
+    ({"objective": "val_acuracy"}, ValueError, "Did you mean 'val_accuracy'?"),
+    ({"build_kwargs": {"input_shape": (64, 64, 3)}}, ValueError,
+     "`build_kwargs['input_shape']` must match the training images (32, 32, 3)"),
+    ({"build_kwargs": {"input_shape": (16, 16, 3)}}, ValueError,
+     "`input_shape` must be at least 32x32 for backbone 'mobilenet_v2'"),
+    ({"strategy": "quantum"}, ValueError, "`strategy` must be one of 'auto'"),
+    ({"cache_features": 1}, ValueError, "`cache_features` must be True or False"),
 ])
 def test_bad_arguments_fail_before_any_trial(data, tmp_path, kwargs, error, message):
     args = dict(backbone="mobilenet_v2", num_classes=3, directory=tmp_path, verbose=0)
@@ -240,23 +262,87 @@ def test_bad_arguments_fail_before_any_trial(data, tmp_path, kwargs, error, mess
         tune(data[0], validation, **args)
     assert message in str(info.value)
     assert not list(tmp_path.glob("*/trial_*"))
+    assert not list(tmp_path.glob("*/kerastl_project.json"))  # nothing saved either
+
+
+def test_num_classes_must_match_the_data(tmp_path):
+    images, labels = separable_images(12, 3, seed=1)
+    data = kerastl.data.from_arrays(images, labels, class_names=["r", "g", "b"],
+                                    validation_split=0.5, batch_size=4)
+    with pytest.raises(ValueError, match=r"^`num_classes` must be 3, the number of classes of "
+                                         r"the training data \(r, g, b\). Received: "
+                                         r"num_classes=5$"):
+        tune(data, backbone="mobilenet_v2", num_classes=5, directory=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_input_shape_comes_from_the_data(data):
+    from kerastl.tuning import arguments
+
+    got = arguments.input_shape({"weights": None}, data[0], "mobilenet_v2")
+    assert got == {"weights": None, "input_shape": (32, 32, 3)}
+    # Unknown image sizes (a dataset of ragged images) leave the backbone's default.
+    ragged = tf.data.Dataset.from_generator(
+        lambda: iter(()), output_signature=(tf.TensorSpec((None, None, 3)),
+                                            tf.TensorSpec((), tf.int64)))
+    assert arguments.input_shape({}, ragged, "mobilenet_v2") == {}
+
+
+@pytest.mark.parametrize("old, value, new", [
+    ("max_epochs", 0, "fine_tune_epochs"),
+    ("warmup_epochs", 0, "epochs"),
+])
+def test_renamed_keywords_still_work_with_a_warning(data, tmp_path, old, value, new):
+    with pytest.warns(FutureWarning,
+                      match=re.escape(f"`{old}`=...) is deprecated; use `{new}`=... instead")):
+        with pytest.raises(ValueError, match=f"`{new}` must be an integer >= 1"):
+            tune(data[0], data[1], backbone="mobilenet_v2", num_classes=3,
+                 directory=tmp_path, **{old: value})
+    with pytest.raises(ValueError, match=f"Pass `{new}` only"):
+        with pytest.warns(FutureWarning):
+            tune(data[0], data[1], backbone="mobilenet_v2", num_classes=3,
+                 directory=tmp_path, **{old: 2, new: 2})
+
+
+def test_flat_build_arguments_and_cache_still_work_with_a_warning(data, tmp_path):
+    with pytest.warns(FutureWarning, match=r"\(input_shape\) is deprecated; pass them in "
+                                           r"`build_kwargs`"):
+        with pytest.raises(ValueError, match="`algorithm` must be one of"):
+            tune(data[0], data[1], backbone="mobilenet_v2", num_classes=3,
+                 input_shape=(32, 32, 3), algorithm="grid", directory=tmp_path)
+    with pytest.raises(ValueError, match="`input_shape` is given twice"):
+        with pytest.warns(FutureWarning):
+            tune(data[0], data[1], backbone="mobilenet_v2", num_classes=3,
+                 input_shape=(32, 32, 3), build_kwargs={"input_shape": (32, 32, 3)},
+                 directory=tmp_path)
+    cache = kerastl.training.FeatureCache()
+    with pytest.warns(FutureWarning, match="use feature_cache=<FeatureCache> instead"):
+        with pytest.raises(ValueError, match="`algorithm` must be one of"):
+            tune(data[0], data[1], backbone="mobilenet_v2", num_classes=3,
+                 cache_features=cache, algorithm="grid", directory=tmp_path)
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
     from kerastl.tuning.tune import _project_config
 
     config = {"backbone": "mobilenet_v2", "num_classes": 3, "algorithm": "random",
-              "objective": "val_accuracy", "max_epochs": 2, "build_seed": 5,
+              "objective": "val_accuracy", "fine_tune_epochs": 2, "build_seed": 5,
               "search_space": SearchSpace(learning_rate=1e-2).to_dict(), "build_kwargs": {}}
     assert _project_config(tmp_path / "p", config, overwrite=False) == config
     # Resuming reads the saved build seed back.
     assert _project_config(tmp_path / "p", dict(config, build_seed=9), overwrite=False) == config
-    other = dict(config, search_space=SearchSpace(learning_rate=1e-3).to_dict(), max_epochs=3)
-    with pytest.raises(ValueError, match="other settings \\(max_epochs, search_space\\)"):
+    other = dict(config, search_space=SearchSpace(learning_rate=1e-3).to_dict(),
+                 fine_tune_epochs=3)
+    with pytest.raises(ValueError,
+                       match="other settings \\(fine_tune_epochs, search_space\\)"):
         _project_config(tmp_path / "p", other, overwrite=False)
     assert _project_config(tmp_path / "p", other, overwrite=True) == other
     saved = json.loads((tmp_path / "p" / "kerastl_project.json").read_text())
-    assert saved["max_epochs"] == 3
+    assert saved["fine_tune_epochs"] == 3
+    # A project written with the earlier key name resumes.
+    old = {k: v for k, v in saved.items() if k != "fine_tune_epochs"}
+    (tmp_path / "p" / "kerastl_project.json").write_text(json.dumps(dict(old, max_epochs=3)))
+    assert _project_config(tmp_path / "p", other, overwrite=False)["fine_tune_epochs"] == 3
 
 
 def test_resume_check_ignores_layer_names(tmp_path):

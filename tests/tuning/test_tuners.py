@@ -4,10 +4,11 @@ import keras_tuner
 import pytest
 import tensorflow as tf
 
-from kerastl.tuning.hypermodel import TransferHyperModel
+from kerastl.tuning.hypermodel import INFO_METRICS, TransferHyperModel
 from kerastl.tuning.space import SearchSpace
-from kerastl.tuning.tuners import (BayesianTuner, HyperbandTuner, RandomSearchTuner, make_tuner,
-                                   read_trial_record, write_trial_record)
+from kerastl.tuning.tuners import (BayesianTuner, HyperbandTuner, KerastlHyperbandOracle,
+                                   RandomSearchTuner, make_tuner, read_trial_record,
+                                   write_trial_record)
 
 
 class _NoBuild(TransferHyperModel):
@@ -73,3 +74,41 @@ def test_trial_record_round_trip(tmp_path):
     assert read_trial_record(tmp_path) == {}
     write_trial_record(tmp_path, {"seconds": 1.5, "error": None})
     assert read_trial_record(tmp_path) == {"seconds": 1.5, "error": None}
+
+
+def _finish(oracle, trial, score, can_continue):
+    oracle.update_trial(trial.trial_id, {"val_accuracy": score,
+                                         INFO_METRICS["can_continue"]: float(can_continue),
+                                         INFO_METRICS["epochs"]: 1.0})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+
+
+@pytest.mark.parametrize("best_can_continue", [False, True])
+def test_hyperband_oracle_runs_no_continuation_that_cannot_change(tmp_path, best_can_continue):
+    # max_epochs=3, factor 3: three 1-epoch trials, then the best one continued to 3 epochs.
+    tuner = _tuner(tmp_path, "hyperband", max_epochs=3)
+    oracle = tuner.oracle
+    assert isinstance(oracle, KerastlHyperbandOracle)
+    tuner._populate_initial_space()
+    first = []
+    for score in (0.5, 0.9, 0.6):  # the second one is the best
+        trial = oracle.create_trial("tuner0")
+        assert "tuner/trial_id" not in trial.hyperparameters.values
+        # e.g. the best one was pruned: more epochs of its setting cannot change it.
+        _finish(oracle, trial, score, can_continue=best_can_continue or score != 0.9)
+        first.append(trial)
+    nxt = oracle.create_trial("tuner0")
+    continued = nxt.hyperparameters.values.get("tuner/trial_id")
+    if best_can_continue:
+        assert continued == first[1].trial_id and nxt.status == "RUNNING"
+        return
+    # The continuation was completed by the oracle with the earlier result, and the
+    # tuner got the next bracket's new trial instead.
+    assert continued is None and nxt.status == "RUNNING"
+    settled = oracle.trials[oracle.start_order[3]]
+    assert settled.hyperparameters.values["tuner/trial_id"] == first[1].trial_id
+    assert settled.status == "COMPLETED" and settled.score == 0.9
+    assert settled.metrics.get_last_value(INFO_METRICS["settled"]) == 1.0
+    assert settled.metrics.get_last_value(INFO_METRICS["epochs"]) == 0.0
+
