@@ -147,7 +147,7 @@ def read_config_file(path) -> dict:
             data = json.loads(text)
         else:
             data = _safe_yaml(text, path)
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as error:
+    except (ValueError, yaml.YAMLError, RecursionError) as error:  # JSON/Unicode errors too
         message = str(error)
         raise click.BadParameter(f"cannot parse {str(path)!r}: {message[:300]}",
                                  param_hint="'--config'") from None

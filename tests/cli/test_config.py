@@ -100,3 +100,70 @@ def test_param_types():
     assert weights.convert("imagenet", None, None) == "imagenet"
     with pytest.raises(click.BadParameter, match="weights file"):
         weights.convert("/no/such/file.h5", None, None)
+
+
+BOMB = """\
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+quantize: [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def test_yaml_alias_bomb_is_refused_before_it_expands(tmp_path):
+    import time
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMB)
+    start = time.perf_counter()
+    result, _ = _run("--config", str(path))
+    assert time.perf_counter() - start < 5  # expanded, it is 387 million strings
+    assert result.exit_code == 2
+    assert "expands to more than 10,000 values" in result.output
+    assert len(result.output) < 1000
+
+
+def test_shared_aliases_of_a_normal_size_still_work(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("defaults: &n 4\nepochs: *n\nfine-tune-epochs: *n\n")
+    # 'defaults' is not a flag: the alias itself is fine, the unknown key is the error.
+    result, _ = _run("--config", str(path))
+    assert result.exit_code == 2 and "'defaults'" in result.output
+    path.write_text("epochs: &n 4\nfine-tune-epochs: *n\n")
+    result, got = _run("--config", str(path))
+    assert got["params"]["epochs"] == 4 and got["params"]["fine_tune_epochs"] == 4
+
+
+@pytest.mark.parametrize("text,message", [
+    ("epochs: " + "9" * 5000 + "\n", None),
+    ("backbone-kwargs: '" + "{" * 5000 + "'\n", "holds a value of 5,000 characters"),
+    ("x" * 3000 + ": 1\n", "cannot parse"),
+], ids=["huge_int", "huge_string", "huge_yaml_key"])
+def test_errors_quote_only_an_excerpt_of_a_huge_value(tmp_path, text, message):
+    path = tmp_path / "big.yaml"
+    path.write_text(text)
+    result, _ = _run("--config", str(path))
+    assert result.exit_code == 2
+    assert len(result.output) < 1500, result.output[:300]
+    if message:
+        assert message in result.output
+
+
+def test_oversized_config_file_is_refused_unread(tmp_path):
+    path = tmp_path / "huge.yaml"
+    path.write_text("# padding\n" * 120_000)
+    result, _ = _run("--config", str(path))
+    assert result.exit_code == 2 and "a settings file may have at most 1,048,576" in result.output
+
+
+def test_unknown_huge_key_is_quoted_as_an_excerpt(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"x" * 3000: 1}))
+    result, _ = _run("--config", str(path))
+    assert result.exit_code == 2 and "unknown key" in result.output
+    assert "more characters" in result.output and len(result.output) < 1500

@@ -23,3 +23,13 @@ def test_export_tflite_with_eval_data(trained, split_folder, tmp_path):
     assert artifact["accuracy"] == report["keras"]["accuracy"]
     assert (tmp_path / "sm" / "1" / "model_float32.tflite").is_file()
     assert not (tmp_path / "sm" / "1" / "saved_model").exists()
+
+
+def test_text_mode_prints_the_report_once(trained, tmp_path):
+    work, _ = trained
+    args = ["export", str(work / "runs" / "tiny" / "model.keras"), "--out", str(tmp_path / "sm"),
+            "--formats", "tflite", "--quantization", "float32"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert (result.stdout + result.stderr).count("kerastl export 1 ->") == 1
+    assert "model_float32.tflite" in result.stdout
