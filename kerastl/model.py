@@ -240,3 +240,9 @@ def build(backbone, num_classes=None, *, task=None, input_shape=None, weights="i
         if bn_training and strategy is not None and distribute.num_replicas(strategy) > 1:
             distribute.synchronize_batch_norm(model)
         return model
+
+
+# `build`, and the accessors re-exported from `kerastl.accessors` (their old import path).
+__all__ = ["DTYPE_POLICIES", "ModelInfo", "build", "feature_extractor", "get_backbone",
+           "get_blocks", "get_head", "get_preprocessing", "make_augmentation", "model_info",
+           "model_spec", "spec_for_name"]

@@ -13,7 +13,6 @@ import time
 import warnings
 from pathlib import Path
 
-import keras_tuner
 
 from kerastl._validation import check_bool, check_int, check_one_of
 from kerastl.tuning import arguments
