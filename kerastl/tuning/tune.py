@@ -13,7 +13,6 @@ import time
 import warnings
 from pathlib import Path
 
-
 from kerastl._validation import check_bool, check_int, check_one_of
 from kerastl.tuning import arguments
 from kerastl.tuning.hypermodel import INFO_METRICS, TransferHyperModel
