@@ -28,10 +28,12 @@ import tensorflow_hub as hub
 
 from kerastl._validation import check_int, check_keys, check_one_of
 from kerastl.backbones.hub_handles import (
+    TRUST_ENV,
     concrete_functions,
     find_hub_model,
     hub_variables,
     input_specs,
+    is_trusted_path,
     is_url,
     resolve_handle,
     select_callable,
@@ -235,6 +237,13 @@ class HubBackbone(keras.layers.Layer):
                 f"is neither a local directory nor on {', '.join(SAFE_HUB_HOSTS)}, and a "
                 "SavedModel runs its own TensorFlow graph. If you trust it, load with "
                 "`safe_mode=False`.")
+        if host is None and _in_safe_mode() and not is_trusted_path(handle):
+            raise ValueError(
+                f"Loading a HubBackbone from the local SavedModel {handle!r} is disallowed in "
+                "safe mode: loading it runs that SavedModel's TensorFlow graph, which the "
+                ".keras file does not contain and nobody checked. If you trust it, load inside "
+                f"`kerastl.backbones.hub_handles.trusted_hub_models({handle!r})`, add it to "
+                f"${TRUST_ENV}, or load with `safe_mode=False`.")
         return super().from_config(config)
 
 

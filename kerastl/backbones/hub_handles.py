@@ -20,6 +20,8 @@ all find the same entry.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import inspect
@@ -274,6 +276,49 @@ def resolve_handle(handle) -> str:
         raise ValueError(f"TF Hub handle {handle!r} resolved to {path}, which has no "
                          "saved_model.pb: it is not a TF2 SavedModel.")
     return path
+
+
+TRUST_ENV = "KERASTL_TRUSTED_HUB_MODELS"
+_TRUSTED = contextvars.ContextVar("kerastl_trusted_hub_models", default=())
+
+
+def _real(path) -> str:
+    return os.path.realpath(os.path.expanduser(os.fspath(path)))
+
+
+@contextlib.contextmanager
+def trusted_hub_models(*paths):
+    """Lets safe-mode loading use these local SavedModels (or any SavedModel below them).
+
+    A `.keras` file whose `kerastl.backbones.hub.HubBackbone` names a local
+    SavedModel runs that SavedModel's TensorFlow graph when it loads. Keras's
+    safe mode (the default of `keras.saving.load_model` and `kerastl.load`)
+    refuses it unless it is trusted here, in ``$KERASTL_TRUSTED_HUB_MODELS``
+    (paths separated by ``os.pathsep``), or the model is loaded with
+    ``safe_mode=False``.
+
+    Args:
+        *paths: SavedModel folders, or folders holding them.
+
+    Example:
+        >>> with kerastl.backbones.hub_handles.trusted_hub_models("/models/mobilenet_v2"):
+        ...     model = kerastl.load("saved_models/flowers")
+    """
+    token = _TRUSTED.set(_TRUSTED.get() + tuple(_real(p) for p in paths))
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def is_trusted_path(handle) -> bool:
+    """Whether a local SavedModel `handle` is trusted (see `trusted_hub_models`)."""
+    real = _real(handle)
+    env = [p for p in os.environ.get(TRUST_ENV, "").split(os.pathsep) if p.strip()]
+    for trusted in _TRUSTED.get() + tuple(_real(p) for p in env):
+        if real == trusted or real.startswith(trusted.rstrip(os.sep) + os.sep):
+            return True
+    return False
 
 
 def select_callable(obj, signature, handle):

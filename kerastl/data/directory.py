@@ -19,6 +19,9 @@ MAX_LISTED_SKIPPED = 20
 
 
 def _check_path(path: Any) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError("`path` must be a folder path (str or os.PathLike) with one subfolder "
+                        f"per class. Received: path={path!r:.200}")
     path = os.fspath(path)
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"`path` does not exist. Received: path={path!r}")
@@ -74,28 +77,47 @@ def _order_classes(found: list[str], class_names: Sequence[str] | None) -> list[
     return given
 
 
-def _warn_skipped(skipped: list[tuple[str, str]], total: int) -> None:
+def _warn_skipped(skipped: list[tuple[str, str]], total: int, links: int = 0) -> None:
     if not skipped:
         return
     lines = [f"  {p}: {reason}" for p, reason in skipped[:MAX_LISTED_SKIPPED]]
     if len(skipped) > MAX_LISTED_SKIPPED:
         lines.append(f"  ... and {len(skipped) - MAX_LISTED_SKIPPED} more")
-    warnings.warn(f"kerastl.data.from_directory skipped {len(skipped)} of {total} files that "
-                  "are not readable images:\n" + "\n".join(lines)
-                  + "\nThe full list is in ImageData.skipped.", UserWarning, stacklevel=3)
+    files = len(skipped) - links
+    what = []
+    if files:
+        what.append(f"{files} of {total} files that are not readable images")
+    if links:
+        what.append(f"{links} symbolic link(s) it did not follow")
+    warnings.warn(f"kerastl.data.from_directory skipped {' and '.join(what)}:\n"
+                  + "\n".join(lines) + "\nThe full list is in ImageData.skipped.",
+                  UserWarning, stacklevel=3)
 
 
-def _scan(per_split, class_names, image_size, *, validate_files, fast_decode):
+def _class_files(path: str, layout: dict[str, str]):
+    """Returns ``{split: {class: [paths]}}`` and the symbolic links that were not followed."""
+    walk = files_lib.Walk(path)
+    names = {split: files_lib.class_folders(folder, walk) for split, folder in layout.items()}
+    walk.add_class_folders([files_lib.join(layout[split], n)
+                            for split, found in names.items() for n in found])
+    per_split = {split: files_lib.class_files(folder, walk, names=names[split])
+                 for split, folder in layout.items()}
+    return per_split, walk.skipped
+
+
+def _scan(per_split, class_names, image_size, *, validate_files, fast_decode, links=(),
+          max_pixels=scan.MAX_IMAGE_PIXELS):
     """Returns ``{split: (paths, decoders, labels)}`` and the skipped files."""
     entries = [(split, label, p) for split, classes in per_split.items()
                for label, name in enumerate(class_names) for p in classes[name]]
     paths = [p for _, _, p in entries]
     if validate_files:
-        checks = scan.check_files(paths, image_size, fast_decode=fast_decode)
+        checks = scan.check_files(paths, image_size, fast_decode=fast_decode,
+                                  max_pixels=max_pixels)
     else:
         checks = [scan.FileCheck(p, scan.guess_decoder(p)) for p in paths]
-    skipped = [(c.path, c.reason) for c in checks if c.reason is not None]
-    _warn_skipped(skipped, len(paths))
+    skipped = list(links) + [(c.path, c.reason) for c in checks if c.reason is not None]
+    _warn_skipped(skipped, len(paths), len(links))
     out = {split: ([], [], []) for split in per_split}
     for (split, label, p), check in zip(entries, checks):
         if check.reason is None:
@@ -130,7 +152,8 @@ def from_directory(path: Any, *, image_size: int | tuple[int, int], batch_size: 
                    validation_split: float | None = None, test_split: float | None = None,
                    seed: int | None = 1337, shuffle: bool = True, cache: bool | str = True,
                    class_names: Sequence[str] | None = None, crop_to_aspect_ratio: bool = False,
-                   validate_files: bool = True, fast_decode: bool = True) -> ImageData:
+                   validate_files: bool = True, fast_decode: bool = True,
+                   max_image_pixels: int | None = scan.MAX_IMAGE_PIXELS) -> ImageData:
     """Loads a folder with one subfolder of images per class.
 
     A ready-made split is used as it is: ``path/train/<class>/``,
@@ -140,7 +163,10 @@ def from_directory(path: Any, *, image_size: int | tuple[int, int], batch_size: 
     the same for the same `seed`).
 
     Every file is checked once (in parallel): empty, truncated and non-image
-    files are skipped and listed in one warning and in `ImageData.skipped`.
+    files, and images of more than `max_image_pixels` pixels (decompression
+    bombs), are skipped and listed by name in one warning and in `ImageData.skipped`.
+    Symbolic links are followed only inside `path`, never into another class
+    folder and never in a loop; links not followed are listed there too.
     JPEG, PNG (8 or 16 bit), GIF (first frame), BMP, WebP and TIFF images in
     any mode (grayscale, RGBA, palette, CMYK) become 8-bit RGB.
 
@@ -167,14 +193,20 @@ def from_directory(path: Any, *, image_size: int | tuple[int, int], batch_size: 
         fast_decode: Decode JPEGs at least 2, 4 or 8 times larger than
             `image_size` at that reduced scale (libjpeg DCT scaling; much
             faster for big photos).
+        max_image_pixels: Images with more pixels (width x height) are skipped
+            without being decoded (default `kerastl.data.scan.MAX_IMAGE_PIXELS`,
+            about 89.5 million, Pillow's own limit; None: no limit). Needs
+            `validate_files`.
 
     Returns:
         A `kerastl.data.ImageData` (``validation`` / ``test`` are None when absent).
 
     Raises:
         FileNotFoundError: `path` does not exist.
+        TypeError: `path` is not a path (e.g. None).
         ValueError: No images, an empty class folder, a single class, class
-            folders that differ between splits, or invalid arguments.
+            folders that differ between splits, a class folder name with
+            control characters, or invalid arguments.
 
     Example:
         >>> data = kerastl.data.from_directory("flowers", image_size=160, validation_split=0.2)
@@ -190,12 +222,14 @@ def from_directory(path: Any, *, image_size: int | tuple[int, int], batch_size: 
     for name, value in (("shuffle", shuffle), ("crop_to_aspect_ratio", crop_to_aspect_ratio),
                         ("validate_files", validate_files), ("fast_decode", fast_decode)):
         options.flag(name, value)
+    scan.check_max_pixels(max_image_pixels)
     path = _check_path(path)
     layout = _layout(path, *fractions)
-    per_split = {split: files_lib.class_files(folder) for split, folder in layout.items()}
+    per_split, links = _class_files(path, layout)
     names = _order_classes(_common_class_names(per_split, layout, path), class_names)
     columns, skipped = _scan(per_split, names, image_size, validate_files=validate_files,
-                             fast_decode=fast_decode)
+                             fast_decode=fast_decode, links=links,
+                             max_pixels=max_image_pixels)
     if any(fractions):
         columns.update(_carve(columns["train"], fractions, seed))
     datasets, counts = {}, {}

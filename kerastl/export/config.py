@@ -14,11 +14,14 @@ from kerastl._validation import check_int, check_one_of
 
 FORMATS = ("saved_model", "keras", "tflite")
 QUANTIZATIONS = ("float32", "dynamic", "float16", "int8")
+# What `quantization=None` means without representative data: the
+# quantizations that need no calibration (int8 is added when data is given).
+NO_CALIBRATION_QUANTIZATIONS = ("float32", "dynamic", "float16")
 VERBOSITY = (0, 1)
 
 # A version is a single directory name: letters, digits, '.', '_' and '-', not
 # starting with '.' (so it can be neither '.', '..' nor a hidden staging name).
-_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def check_version(version) -> str | None:
@@ -43,7 +46,7 @@ def check_version(version) -> str | None:
         return None
     if isinstance(version, int) and not isinstance(version, bool):
         return str(check_int("version", version, minimum=0))
-    if isinstance(version, str) and _VERSION_RE.match(version):
+    if isinstance(version, str) and _VERSION_RE.fullmatch(version):
         return version
     raise ValueError(
         "`version` must be None, an integer >= 0 or a name of letters, digits, '.', '_' "
@@ -99,7 +102,9 @@ def make_config(*, formats, quantization, representative_data, num_calibration_s
 
     Args:
         formats: Formats to write (see `FORMATS`).
-        quantization: TFLite quantizations (see `QUANTIZATIONS`).
+        quantization: TFLite quantizations (see `QUANTIZATIONS`), or None for
+            every quantization the data allows: `NO_CALIBRATION_QUANTIZATIONS`,
+            plus ``"int8"`` when `representative_data` is given.
         representative_data: The calibration data (only its presence is checked).
         num_calibration_samples: Number of calibration images, >= 1.
         version: See `check_version`.
@@ -120,6 +125,9 @@ def make_config(*, formats, quantization, representative_data, num_calibration_s
         ('float16',)
     """
     formats = _check_choices("formats", formats, FORMATS)
+    if quantization is None:
+        quantization = (QUANTIZATIONS if representative_data is not None
+                        else NO_CALIBRATION_QUANTIZATIONS)
     quantizations = _check_choices("quantization", quantization, QUANTIZATIONS)
     if not isinstance(overwrite, bool):
         raise TypeError(f"`overwrite` must be True or False. Received: overwrite={overwrite!r}")

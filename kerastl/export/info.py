@@ -7,6 +7,7 @@ derives the output names written to ``labels.txt``.
 
 from __future__ import annotations
 
+from kerastl.data.files import name_problem
 from kerastl.model import model_info
 
 
@@ -24,7 +25,8 @@ def model_metadata(model, *, class_names=None) -> dict:
 
     Raises:
         ValueError: If the model is not a kerastl model, its input size is not
-            fixed, or `class_names` has the wrong length.
+            fixed, `class_names` has the wrong length, or a class name has
+            control characters (see `kerastl.data.files.name_problem`).
 
     Example:
         >>> kerastl.export.info.model_metadata(model)["task"]
@@ -46,5 +48,13 @@ def model_metadata(model, *, class_names=None) -> dict:
     names = info.get("class_names")
     info["class_names"] = None if names is None else [str(c) for c in names]
     info["labels"] = info["class_names"] or [str(i) for i in range(expected)]
+    for index, label in enumerate(info["labels"]):
+        problem = name_problem(label)
+        if problem:
+            raise ValueError(
+                f"Class names are written one per line (labels.txt, .tflite metadata); class "
+                f"{index} {label!r} {problem}, so the labels would not line up with the "
+                f"outputs. Pass `class_names` without it. Received: class_names="
+                f"{info['labels']!r:.300}")
     return {key: info[key] for key in ("backbone", "task", "num_outputs", "class_names",
                                        "labels", "input_shape", "preprocessing")}

@@ -108,3 +108,28 @@ def eval_arrays(data, input_shape) -> tuple[np.ndarray, np.ndarray]:
     if labels.shape[1] == 1:
         labels = labels[:, 0]
     return images, labels
+
+
+def check_eval_labels(labels: np.ndarray, *, task: str, num_outputs: int) -> None:
+    """Raises ValueError when `eval_data` labels do not fit the model's outputs.
+
+    Multiclass labels must be class indices in ``[0, num_outputs)`` (or
+    one-hot rows of width `num_outputs`); binary and multilabel targets must
+    lie in [0, 1] (multilabel rows of width `num_outputs`). Regression targets
+    are not checked.
+
+    Args:
+        labels: The labels from `eval_arrays`.
+        task: The model's task.
+        num_outputs: The head's number of outputs.
+
+    Example:
+        >>> kerastl.export.inputs.check_eval_labels(np.array([0, 2]), task="multiclass",
+        ...                                         num_outputs=3)
+    """
+    from kerastl.training.inputs import label_problem
+
+    problem = label_problem(np.asarray(labels), task=task, num_outputs=num_outputs)
+    if problem:
+        raise ValueError(f"`eval_data` labels must fit the model's {num_outputs} output(s) "
+                         f"(task {task!r}): {problem}. Received: eval_data with such labels")

@@ -6,8 +6,10 @@ code is unpickled) with kerastl's serializable layers registered.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import os
 import zipfile
 from pathlib import Path
 
@@ -84,7 +86,8 @@ def resolve_keras_path(path) -> Path:
     return latest_version(path) / KERAS_FILE
 
 
-def load(path, *, compile: bool = True):  # noqa: A002 (Keras's own argument name)
+def load(path, *, compile: bool = True, safe_mode: bool = True,  # noqa: A002 (Keras's names)
+         trusted_hub_models=()):
     """Reloads a model exported by `kerastl.export`.
 
     Args:
@@ -92,16 +95,33 @@ def load(path, *, compile: bool = True):  # noqa: A002 (Keras's own argument nam
             or the export directory (``saved_models``: its newest version).
         compile: Whether to restore the training configuration, as in
             `keras.saving.load_model`.
+        safe_mode: Keras's safe mode (default): no Python code is unpickled,
+            and a TF Hub backbone may load a local SavedModel only when it is
+            in `trusted_hub_models`.
+        trusted_hub_models: Local SavedModel folders (or folders holding
+            them) that a ``hub:`` backbone of the model may load in safe mode.
 
     Returns:
-        The `keras.Model`, loaded with ``safe_mode=True``.
+        The `keras.Model`.
+
+    Raises:
+        ValueError: In safe mode, if the model names an untrusted local SavedModel.
 
     Example:
         >>> model = kerastl.load("saved_models")
         >>> model.predict(images).argmax(axis=-1)
     """
-    if not isinstance(compile, bool):
-        raise TypeError(f"`compile` must be True or False. Received: compile={compile!r}")
+    for name, value in (("compile", compile), ("safe_mode", safe_mode)):
+        if not isinstance(value, bool):
+            raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    if isinstance(trusted_hub_models, (str, os.PathLike)):
+        trusted_hub_models = (trusted_hub_models,)
     keras_file = resolve_keras_path(path)
     register_custom_objects(keras_file)
-    return keras.saving.load_model(keras_file, compile=compile, safe_mode=True)
+    trust = contextlib.nullcontext()
+    if trusted_hub_models:
+        from kerastl.backbones.hub_handles import trusted_hub_models as trusting
+
+        trust = trusting(*trusted_hub_models)
+    with trust:
+        return keras.saving.load_model(keras_file, compile=compile, safe_mode=safe_mode)

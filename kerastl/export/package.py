@@ -16,6 +16,8 @@ Layout of one export (TF Serving's convention: one integer folder per version)::
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from pathlib import Path
 
@@ -105,7 +107,56 @@ def _verify(model, folder: Path, written: dict, info: dict, check, labels, cfg):
     return keras_metrics, reports
 
 
-def export(model, directory, *, formats=config_lib.FORMATS, quantization=config_lib.QUANTIZATIONS,
+def _check_directory(directory) -> Path:
+    """Returns the export folder as a Path, refusing None and existing files."""
+    if directory is None or not isinstance(directory, (str, os.PathLike)):
+        raise TypeError("`directory` must be a folder path (str or os.PathLike). "
+                        f"Received: directory={directory!r}")
+    root = Path(directory)
+    if str(directory) == "":
+        raise ValueError("`directory` must be a folder path. Received: directory=''")
+    for path in (root, *root.parents):
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(
+                f"`directory` must be a folder (or a path to create one), but "
+                f"{str(path)!r} is a file. Received: directory={str(directory)!r}")
+    return root
+
+
+def _hub_trust(model):
+    """Trusts the local SavedModels of the model's own `HubBackbone` layers while verifying."""
+    handles = [layer.handle for layer in model._flatten_layers()  # noqa: SLF001
+               if type(layer).__name__ == "HubBackbone" and hasattr(layer, "handle")]
+    if not handles:
+        return contextlib.nullcontext()
+    from kerastl.backbones.hub_handles import trusted_hub_models
+
+    return trusted_hub_models(*handles)
+
+
+def _publish(folder: Path, root: Path, name: str, cfg, make_report, written, info):
+    """Writes the manifest and publishes the version; returns the report.
+
+    With ``version=None`` a version that another process published first
+    (between choosing the name and publishing) makes this export take the
+    next free integer instead.
+    """
+    for _ in range(1000):
+        target = staging.version_dir(root, name)
+        report = make_report(name, target)
+        manifest.write_manifest(folder / manifest.MANIFEST_FILE, manifest.build_manifest(
+            info=info, version=name, artifacts=written, report_dict=report.to_dict()))
+        try:
+            staging.publish(folder, target, overwrite=cfg.overwrite)
+            return report
+        except FileExistsError:
+            if cfg.version is not None:
+                raise
+            name = staging.next_version(root)
+    raise FileExistsError(f"Could not find a free version in {str(root)!r}.")
+
+
+def export(model, directory, *, formats=config_lib.FORMATS, quantization=None,
            representative_data=None, num_calibration_samples: int = 200, eval_data=None,
            class_names=None, version=None, overwrite: bool = False,
            verbose: int = 1) -> ExportReport:
@@ -115,7 +166,8 @@ def export(model, directory, *, formats=config_lib.FORMATS, quantization=config_
     one ``model_<quantization>.tflite`` per quantization, ``labels.txt`` and
     ``manifest.json``; runs each artifact from disk against the Keras model;
     and only then moves the version into place in one rename, so a crash never
-    leaves a half-written version.
+    leaves a half-written version (nor loses the version it replaces, see
+    `kerastl.export.staging`).
 
     Args:
         model: A model built by `kerastl.build` (fixed input size).
@@ -123,16 +175,21 @@ def export(model, directory, *, formats=config_lib.FORMATS, quantization=config_
         formats: Any of ``"saved_model"``, ``"keras"``, ``"tflite"``.
         quantization: TFLite quantizations: ``"float32"``, ``"dynamic"``
             (int8 weights), ``"float16"``, ``"int8"`` (full integer, uint8
-            input and output; needs `representative_data`).
+            input and output; needs `representative_data`). Default (None):
+            float32, dynamic and float16, plus int8 when `representative_data`
+            is given (the rule of ``kerastl export``).
         representative_data: Calibration images for int8: a `tf.data.Dataset`
             of image batches or ``(images, labels)`` batches, or an array of
             RGB images in [0, 255] at the model's input size.
         num_calibration_samples: How many images to calibrate on.
         eval_data: Optional labelled images (a `tf.data.Dataset` of
             ``(images, labels)`` batches or a tuple of arrays); adds accuracy
-            and agreement per artifact to the report and manifest.
+            and agreement per artifact to the report and manifest. Labels
+            must fit the model's outputs (class indices below the number of
+            classes).
         class_names: Output names; default: the head's ``class_names``.
-        version: Version folder name; default: next integer.
+        version: Version folder name; default: the next integer (also when
+            another export takes that number first).
         overwrite: Replace an existing version.
         verbose: 1 prints progress and the report table, 0 is silent.
 
@@ -141,8 +198,10 @@ def export(model, directory, *, formats=config_lib.FORMATS, quantization=config_
 
     Raises:
         ValueError: On invalid options, int8 without `representative_data`,
-            a version name that would leave `directory`, or a model whose ops
-            cannot be quantized to int8 (`kerastl.export.QuantizationError`).
+            a version name that would leave `directory`, labels out of range,
+            or a model whose ops cannot be quantized to int8
+            (`kerastl.export.QuantizationError`).
+        NotADirectoryError: If `directory` (or a folder above it) is a file.
         FileExistsError: If the version exists and `overwrite` is False.
 
     Example:
@@ -155,6 +214,7 @@ def export(model, directory, *, formats=config_lib.FORMATS, quantization=config_
         formats=formats, quantization=quantization, representative_data=representative_data,
         num_calibration_samples=num_calibration_samples, version=version,
         overwrite=overwrite, verbose=verbose)
+    root = _check_directory(directory)
     info = model_metadata(model, class_names=class_names)
     input_shape = tuple(info["input_shape"])
     calibration = None
@@ -164,28 +224,29 @@ def export(model, directory, *, formats=config_lib.FORMATS, quantization=config_
     eval_images, labels = (None, None)
     if eval_data is not None:
         eval_images, labels = inputs.eval_arrays(eval_data, input_shape)
+        inputs.check_eval_labels(labels, task=info["task"], num_outputs=info["num_outputs"])
     check, source = verify.check_images(eval_images, calibration, input_shape)
 
-    root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     staging.remove_stale(root)
     name = cfg.version or staging.next_version(root)
-    target = staging.version_dir(root, name)
-    staging.check_target(target, overwrite=cfg.overwrite)
-    folder = staging.make_staging(target)
+    staging.check_target(staging.version_dir(root, name), overwrite=cfg.overwrite)
+    folder = staging.make_staging(staging.version_dir(root, name))
     try:
         written = _write_artifacts(model, folder, cfg, info, calibration)
-        keras_metrics, reports = _verify(model, folder, written, info, check, labels, cfg)
-        report = ExportReport(path=str(target), version=name, task=info["task"],
-                              class_names=info["labels"], artifacts=reports,
-                              keras=keras_metrics, check_data=source,
-                              num_check_images=len(check), runtime=tflite.runtime_name())
+        with _hub_trust(model):
+            keras_metrics, reports = _verify(model, folder, written, info, check, labels, cfg)
         written[manifest.LABELS_FILE] = {"format": "labels", "quantization": None,
                                          "path": manifest.LABELS_FILE,
                                          **manifest.artifact_entry(folder / manifest.LABELS_FILE)}
-        manifest.write_manifest(folder / manifest.MANIFEST_FILE, manifest.build_manifest(
-            info=info, version=name, artifacts=written, report_dict=report.to_dict()))
-        staging.publish(folder, target, overwrite=cfg.overwrite)
+
+        def make_report(version_name, target):
+            return ExportReport(path=str(target), version=version_name, task=info["task"],
+                                class_names=info["labels"], artifacts=reports,
+                                keras=keras_metrics, check_data=source,
+                                num_check_images=len(check), runtime=tflite.runtime_name())
+
+        report = _publish(folder, root, name, cfg, make_report, written, info)
     finally:
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)

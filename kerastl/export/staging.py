@@ -1,24 +1,46 @@
-"""Version folders that appear complete or not at all.
+"""Version folders that appear complete or not at all, and are never lost.
 
 An export is written into a hidden staging folder beside its final place
 (``directory/.kerastl-tmp-<version>-<pid>-<random>``, same parent, so the same
-file system) and renamed into place with one `os.rename` once complete. A
-crash or SIGKILL before that leaves only the hidden staging folder, never a
-half-written version; later exports into the same directory delete staging
-folders whose writing process is gone.
+file system) and moved into place once complete:
+
+* a new version: one rename that refuses an existing target
+  (``renameat2(RENAME_NOREPLACE)`` on Linux, `os.rename` elsewhere), so two
+  concurrent exports cannot both win;
+* ``overwrite=True`` on Linux: one atomic exchange of the two folders
+  (``renameat2(RENAME_EXCHANGE)``), so at every instant either the old or the
+  new complete version is at the final path; the old one then sits in the
+  staging folder and is deleted;
+* ``overwrite=True`` where the exchange is not available: the old version is
+  renamed aside to ``.kerastl-old-<version>-<pid>-<random>`` (only after the
+  new one is complete), the new one is renamed into place, the old one is
+  deleted. A process killed between the two renames leaves the old version
+  aside; the next export into the directory (`remove_stale`) renames it back.
+
+A crash or SIGKILL therefore never leaves a half-written version, and never
+loses the old one; later exports into the same directory delete the hidden
+folders of writing processes that are gone (restoring a set-aside old
+version whose final path is missing).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import os
 import re
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
 _STAGING_PREFIX = ".kerastl-tmp-"
 _RETIRED_PREFIX = ".kerastl-old-"
-_LEFTOVER_RE = re.compile(r"^\.kerastl-(?:tmp|old)-(?P<version>.+)-(?P<pid>\d+)-[0-9a-f]{8}$")
+_LEFTOVER_RE = re.compile(r"^\.kerastl-(?P<kind>tmp|old)-(?P<version>.+)-(?P<pid>\d+)-"
+                          r"[0-9a-f]{8}$")
+_AT_FDCWD = -100
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 
 
 def next_version(directory) -> str:
@@ -59,21 +81,37 @@ def _process_alive(pid: int) -> bool:
 
 
 def remove_stale(directory) -> list[str]:
-    """Deletes staging folders left by export processes that no longer run.
+    """Cleans up after export processes that no longer run.
+
+    Their staging folders (``.kerastl-tmp-*``) are deleted. A set-aside old
+    version (``.kerastl-old-<version>-*``) is renamed back to ``<version>``
+    when that path is missing (the process died between its two renames),
+    and deleted otherwise (the new version is in place).
 
     Args:
         directory: The export directory.
 
     Returns:
-        Names of the deleted folders.
+        Names of the deleted or restored folders.
+
+    Example:
+        >>> kerastl.export.staging.remove_stale("saved_models")
+        []
     """
-    removed = []
-    for entry in Path(directory).iterdir():
+    handled = []
+    entries = sorted(Path(directory).iterdir(), key=lambda p: p.name)
+    for entry in entries:
         match = _LEFTOVER_RE.match(entry.name)
-        if match and entry.is_dir() and not _process_alive(int(match["pid"])):
+        if not match or not entry.is_dir() or _process_alive(int(match["pid"])):
+            continue
+        final = entry.parent / match["version"]
+        if match["kind"] == "old" and not os.path.lexists(final):
+            os.rename(entry, final)
+            _fsync_dir(entry.parent)
+        else:
             shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry.name)
-    return removed
+        handled.append(entry.name)
+    return handled
 
 
 def _hidden_name(prefix: str, version: str) -> str:
@@ -102,12 +140,60 @@ def _fsync_tree(root: Path) -> None:
                 os.fsync(f.fileno())
 
 
-def publish(staging: Path, target: Path, *, overwrite: bool) -> None:
-    """Moves a complete staging folder to `target` atomically.
+def _renameat2():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                         ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
 
-    Without `overwrite`, an existing `target` is refused (`os.rename` fails on
-    a non-empty folder, so two concurrent exports cannot both win). With it,
-    the old version is first renamed to a hidden name, then deleted.
+
+def rename_flags(source: Path, target: Path, flags: int) -> bool:
+    """`renameat2(source, target, flags)`; False when the system cannot do it.
+
+    Raises:
+        OSError: The rename was possible but failed (e.g. `target` exists).
+    """
+    function = _renameat2()
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # old kernel, or a file system without these flags
+    raise OSError(code, os.strerror(code), str(target))
+
+
+def _exchange(staging: Path, target: Path) -> bool:
+    """Atomically swaps `staging` and `target`; False when not supported."""
+    return rename_flags(staging, target, _RENAME_EXCHANGE)
+
+
+def _rename_new(staging: Path, target: Path) -> None:
+    """Renames `staging` to `target`, failing with FileExistsError if `target` exists."""
+    try:
+        if rename_flags(staging, target, _RENAME_NOREPLACE):
+            return
+        if os.path.lexists(target) and not _is_empty_dir(target):
+            raise FileExistsError(errno.EEXIST, "exists", str(target))
+        os.rename(staging, target)
+    except OSError as err:
+        raise FileExistsError(_exists_message(target)) from err
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+
+
+def publish(staging: Path, target: Path, *, overwrite: bool) -> None:
+    """Moves a complete staging folder to `target` (see the module doc).
 
     Args:
         staging: The finished staging folder.
@@ -115,22 +201,28 @@ def publish(staging: Path, target: Path, *, overwrite: bool) -> None:
         overwrite: Whether an existing version may be replaced.
 
     Raises:
-        FileExistsError: If `target` exists and `overwrite` is False.
+        FileExistsError: If `target` exists and `overwrite` is False (also
+            when another process published it first).
     """
     _fsync_tree(staging)
-    retired = None
-    if overwrite and target.exists():
-        retired = target.parent / _hidden_name(_RETIRED_PREFIX, target.name)
-        os.rename(target, retired)
-    elif target.exists():
-        raise FileExistsError(_exists_message(target))
+    _fsync_dir(staging)
+    if not (overwrite and target.exists()):
+        _rename_new(staging, target)
+        _fsync_dir(target.parent)
+        return
+    if _exchange(staging, target):
+        _fsync_dir(target.parent)
+        shutil.rmtree(staging, ignore_errors=True)  # now the old version
+        return
+    retired = target.parent / _hidden_name(_RETIRED_PREFIX, target.name)
+    os.rename(target, retired)
     try:
         os.rename(staging, target)
-    except OSError as err:
-        raise FileExistsError(_exists_message(target)) from err
+    except OSError:
+        os.rename(retired, target)
+        raise
     _fsync_dir(target.parent)
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def _exists_message(target: Path) -> str:

@@ -18,6 +18,8 @@ Keras 3). Quantizations:
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -45,12 +47,52 @@ def runtime_name() -> str:
     return interpreter_class().__module__.split(".")[0]
 
 
+def read_model(path) -> bytes:
+    """Returns the bytes of a `.tflite` file, refusing files that cannot be one.
+
+    Raises:
+        FileNotFoundError: `path` does not exist (or is a folder).
+        ValueError: The file is empty, truncated or not a TFLite flatbuffer.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be the path of a .tflite file. Received: path={path!r:.200}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"`path` must be an existing .tflite file; "
+                                f"{'it is a folder' if os.path.isdir(path) else 'no such file'}."
+                                f" Received: path={os.fspath(path)!r}")
+    with open(path, "rb") as f:
+        data = f.read()
+    problem = None
+    if not data:
+        problem = "the file is empty (0 bytes)"
+    elif len(data) < 8 or data[4:8] != b"TFL3":
+        problem = f"the file ({len(data)} bytes) does not start like a TFLite flatbuffer"
+    if problem:
+        raise ValueError(f"`path` must be a TFLite model file; {problem}. "
+                         f"Received: path={os.fspath(path)!r}")
+    return data
+
+
 def make_interpreter(path_or_bytes, *, num_threads: int | None = None):
-    """Creates an interpreter for a `.tflite` file or serialized model."""
+    """Creates an interpreter for a `.tflite` file or serialized model.
+
+    Raises:
+        FileNotFoundError: A path that does not exist.
+        ValueError: An empty, truncated or corrupt model.
+    """
     cls = interpreter_class()
-    if isinstance(path_or_bytes, (bytes, bytearray)):
-        return cls(model_content=bytes(path_or_bytes), num_threads=num_threads)
-    return cls(model_path=str(path_or_bytes), num_threads=num_threads)
+    name = "the serialized model"
+    if not isinstance(path_or_bytes, (bytes, bytearray)):
+        name = repr(os.fspath(path_or_bytes))
+        path_or_bytes = read_model(path_or_bytes)
+    try:
+        interpreter = cls(model_content=bytes(path_or_bytes), num_threads=num_threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as err:
+        raise ValueError(f"`path` must be a complete TFLite model; {name} is truncated or "
+                         f"corrupt ({str(err).splitlines()[0][:200]}). Received: path={name}"
+                         ) from err
+    return interpreter
 
 
 def _calibration(images: np.ndarray):
@@ -184,18 +226,52 @@ def predict_tflite(path, images, *, batch_size: int = 32, num_threads: int | Non
         >>> probs.argmax(axis=-1)
     """
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    images = np.asarray(images, dtype="float32")
-    if images.ndim == 3:
-        images = images[None]
     interpreter = make_interpreter(path, num_threads=num_threads)
-    interpreter.allocate_tensors()
-    expected = tuple(interpreter.get_input_details()[0]["shape"][1:])
-    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-        raise ValueError(f"`images` must have shape (N, {', '.join(map(str, expected))}) for "
-                         f"this model. Received: images of shape {images.shape}")
+    expected = tuple(int(d) for d in interpreter.get_input_details()[0]["shape"][1:])
+    images = check_images(images, expected)
     parts = [_run(interpreter, images[i:i + batch_size])
              for i in range(0, len(images), batch_size)]
     return np.concatenate(parts)
+
+
+def check_images(images, expected: tuple) -> np.ndarray:
+    """Returns `images` as a float32 batch of shape ``(N, *expected)``, or raises ValueError.
+
+    A single image of shape `expected` becomes a batch of one. Empty batches,
+    grayscale or RGBA images, other sizes and non-finite (NaN, inf) pixels
+    are refused with the shape or values received: the model would return
+    garbage (NaN probabilities) for them.
+
+    Example:
+        >>> kerastl.export.tflite.check_images(np.zeros((32, 32, 3)), (32, 32, 3)).shape
+        (1, 32, 32, 3)
+    """
+    shape = "(N, " + ", ".join(map(str, expected)) + ")"
+    try:
+        array = np.asarray(images, dtype="float32")
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"`images` must be an array of shape {shape} of RGB pixels in "
+                         f"[0, 255]. Received: images of type {type(images).__name__}") from err
+    original = array.shape
+    if array.ndim == len(expected) and tuple(array.shape) == tuple(expected):
+        array = array[None]
+    if array.ndim == 4 and len(array) == 0:
+        raise ValueError(f"`images` must hold at least one image of shape {shape}. "
+                         f"Received: images of shape {original}")
+    if array.ndim != 4 or tuple(array.shape[1:]) != tuple(expected):
+        hint = ""
+        if array.ndim == 3 or (array.ndim == 4 and array.shape[-1] in (1, 4)
+                               and tuple(array.shape[1:3]) == tuple(expected[:2])):
+            hint = (" Grayscale or RGBA images must be converted to RGB first (e.g. "
+                    "np.repeat(gray[..., None], 3, axis=-1), or rgba[..., :3]).")
+        raise ValueError(f"`images` must have shape {shape} for this model (RGB pixels in "
+                         f"[0, 255]).{hint} Received: images of shape {original}")
+    if not np.isfinite(array).all():
+        bad = int(np.count_nonzero(~np.isfinite(array).reshape(len(array), -1).all(axis=1)))
+        raise ValueError(f"`images` must hold finite pixel values in [0, 255]; {bad} image(s) "
+                         f"contain NaN or infinite values. Received: images with "
+                         f"non-finite values")
+    return array
 
 
 def latency_ms(interpreter, images: np.ndarray, *, warmup: int = 2) -> float:

@@ -20,7 +20,6 @@ written beside the file as well.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -110,13 +109,28 @@ def read_tflite_metadata(path) -> dict:
         ``{"labels": [...], "info": {...}}``; an empty dict when the file has
         no kerastl metadata.
 
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: The file is empty, truncated or not a TFLite model.
+
     Example:
         >>> kerastl.export.read_tflite_metadata("saved_models/1/model_int8.tflite")["labels"]
         ['daisy', 'dandelion', 'rose', 'sunflower', 'tulip']
     """
+    from kerastl.export.tflite import read_model
+
     schema_fb = _schema()
-    data = bytearray(Path(path).read_bytes())
-    model = schema_fb.Model.GetRootAs(data, 0)
+    data = bytearray(read_model(path))
+    try:
+        model = schema_fb.Model.GetRootAs(data, 0)
+        return _read_entries(model)
+    except Exception as err:  # flatbuffers raises struct.error, IndexError, ... on bad data
+        raise ValueError(f"`path` must be a complete TFLite model; {str(path)!r} is truncated "
+                         f"or corrupt (its flatbuffer tables point past its "
+                         f"{len(data)} bytes). Received: path={str(path)!r}") from err
+
+
+def _read_entries(model) -> dict:
     out = {}
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
@@ -125,7 +139,7 @@ def read_tflite_metadata(path) -> dict:
             continue
         text = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode("utf-8")
         if name == LABELS_KEY:
-            out["labels"] = text.splitlines()
+            out["labels"] = text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
         else:
             out["info"] = json.loads(text)
     return out

@@ -77,6 +77,10 @@ def as_data(name: str, value, *, batch_size: int, shuffle: bool, seed) -> Data |
         A `Data`, or None.
     """
     if value is None:
+        if name == "train":  # validation data is optional, training data is not
+            raise TypeError("`train` must be a tf.data.Dataset of (images, labels) batches, "
+                            "a tuple (x, y) of arrays, or a kerastl.data.ImageData. "
+                            "Received: train=None")
         return None
     if isinstance(value, (tuple, list)):
         return _from_arrays(name, value, batch_size=batch_size, shuffle=shuffle, seed=seed)
@@ -104,6 +108,128 @@ def as_data(name: str, value, *, batch_size: int, shuffle: bool, seed) -> Data |
     # smaller); the feature cache counts exactly. Unknown: count once.
     n, batches = _count(ds) if cardinality < 0 else (cardinality * size, cardinality)
     return Data(ds, value, n, size, batches)
+
+
+def label_problem(labels: np.ndarray, *, task: str, num_outputs: int) -> str | None:
+    """Says why `labels` do not fit a head of `num_outputs` outputs, or returns None.
+
+    Args:
+        labels: Labels of some examples, shape ``(n,)`` or ``(n, k)``.
+        task: ``"multiclass"``, ``"binary"``, ``"multilabel"`` or ``"regression"``.
+        num_outputs: The head's number of outputs.
+
+    Returns:
+        A short description of the problem, or None.
+
+    Example:
+        >>> kerastl.training.inputs.label_problem(np.array([0, 3]), task="multiclass",
+        ...                                       num_outputs=3)
+        'labels range from 0 to 3; class indices must be integers in [0, 3)'
+    """
+    labels = np.asarray(labels)
+    if labels.size == 0 or task == "regression" and labels.ndim < 2:
+        return None
+    if labels.dtype.kind not in "biuf":
+        return f"labels must be numbers, got dtype {labels.dtype}"
+    values = labels.astype("float64")
+    if np.isnan(values).any():
+        return "labels contain NaN"
+    column = labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1)
+    if task == "multiclass" and column:
+        low, high = values.min(), values.max()
+        if low < 0 or high >= num_outputs or np.any(values != np.round(values)):
+            return (f"labels range from {low:g} to {high:g}; class indices must be integers "
+                    f"in [0, {num_outputs})")
+        return None
+    width = 1 if column else labels.shape[-1]
+    if labels.ndim > 2 or (task != "binary" and width != num_outputs) or (
+            task == "binary" and width != 1):
+        expected = 1 if task == "binary" else num_outputs
+        return f"labels have {width} column(s) per example, the model has {expected} output(s)"
+    if task in ("binary", "multilabel") and (values.min() < 0 or values.max() > 1):
+        return (f"labels range from {values.min():g} to {values.max():g}; {task} targets must "
+                "be in [0, 1]")
+    return None
+
+
+def _sample_labels(data: Data, batches: int) -> np.ndarray | None:
+    source = data.source
+    if isinstance(source, (tuple, list)):
+        return np.asarray(source[1])
+    parts = [np.asarray(element[1]) for element in data.dataset.take(batches)]
+    return np.concatenate(parts) if parts else None
+
+
+def check_inputs(data: Data | None, *, name: str, input_shape, task: str, num_outputs: int,
+                 batches: int = 4) -> None:
+    """Checks `data` against the model before training: image size, classes, labels.
+
+    Cheap: the image shape comes from the dataset's element spec, the number
+    of classes from its ``class_names`` (kerastl and Keras loaders set it),
+    and the labels are read from arrays in full or from the first `batches`
+    batches of a dataset (every batch is checked again while training, see
+    `label_transform`).
+
+    Args:
+        data: The `Data` of `as_data`, or None (nothing to check).
+        name: The argument's name (``"train"``, ``"validation_data"``).
+        input_shape: The model's input shape ``(batch, height, width, channels)``.
+        task: The model's task.
+        num_outputs: The head's number of outputs.
+        batches: How many batches of a dataset to read labels from.
+
+    Raises:
+        ValueError: Images of another size, another number of classes, or
+            labels that do not fit the head.
+
+    Example:
+        >>> data = kerastl.training.inputs.as_data("train", (x, y), batch_size=32,
+        ...                                        shuffle=False, seed=None)
+        >>> kerastl.training.inputs.check_inputs(data, name="train", input_shape=(None, 32, 32, 3),
+        ...                                      task="multiclass", num_outputs=3)
+    """
+    if data is None:
+        return
+    expected = tuple(input_shape)[1:]
+    got = tuple(data.dataset.element_spec[0].shape)[1:]
+    if len(got) != len(expected) or any(
+            e is not None and g is not None and e != g for e, g in zip(expected, got)):
+        raise ValueError(
+            f"`{name}` images must have the model's input shape "
+            f"{tuple(d for d in expected)} (height, width, channels); resize them (e.g. "
+            f"kerastl.data.from_directory(..., image_size={expected[0]})) or build the model "
+            f"for this size. Received: {name} images of shape {got}")
+    classes = 2 if task == "binary" else num_outputs
+    names = getattr(data.source, "class_names", None)
+    if task in ("multiclass", "binary") and names is not None and len(names) != classes:
+        raise ValueError(
+            f"`{name}` has {len(names)} classes ({', '.join(map(str, names))}) but the model "
+            f"has {classes}; build it with num_classes={len(names)}. "
+            f"Received: {name} with {len(names)} class_names")
+    check_labels(name, _sample_labels(data, batches), task=task, num_outputs=num_outputs)
+
+
+def check_labels(name: str, labels, *, task: str, num_outputs: int) -> None:
+    """Raises ValueError when `labels` do not fit the head (see `label_problem`).
+
+    For the labels of a whole split at once, e.g. the cached labels a
+    linear head is solved on.
+
+    Args:
+        name: The argument's name (``"train"``, ``"validation_data"``).
+        labels: The labels, or None (nothing to check).
+        task: The model's task.
+        num_outputs: The head's number of outputs.
+
+    Example:
+        >>> kerastl.training.inputs.check_labels("train", np.array([0, 1]), task="multiclass",
+        ...                                      num_outputs=2)
+    """
+    problem = None if labels is None else label_problem(labels, task=task,
+                                                        num_outputs=num_outputs)
+    if problem:
+        raise ValueError(f"`{name}` labels must fit the model's {num_outputs} output(s) "
+                         f"(task {task!r}): {problem}. Received: {name} with such labels")
 
 
 def loss_and_metrics(task: str, num_outputs: int, *, label_smoothing: float):
@@ -168,6 +294,7 @@ def label_transform(task: str, num_outputs: int, class_weights=None):
         if task == "multiclass":
             if y.shape.rank == 1 or (y.shape.rank == 2 and y.shape[-1] == 1):
                 index = tf.cast(tf.reshape(y, [-1]), tf.int32)
+                index = _checked_index(index, num_outputs)
                 y = tf.one_hot(index, num_outputs)
             else:
                 y = tf.cast(y, tf.float32)
@@ -187,4 +314,20 @@ def label_transform(task: str, num_outputs: int, class_weights=None):
     return encode
 
 
-__all__ = ["Data", "as_data", "class_weight_vector", "label_transform", "loss_and_metrics"]
+def _checked_index(index, num_outputs: int):
+    """`index` with an in-graph check that every class index is in [0, num_outputs).
+
+    `tf.one_hot` turns an out-of-range index into a zero row and the loss
+    trains on it silently; this makes such a batch fail with a message instead.
+    """
+    ok = tf.reduce_all((index >= 0) & (index < num_outputs))
+    check = tf.debugging.Assert(ok, [
+        f"kerastl.fit: labels must be class indices in [0, {num_outputs}) for this model's "
+        f"{num_outputs} outputs; a batch has labels in", tf.reduce_min(index), "..",
+        tf.reduce_max(index)], summarize=8)
+    with tf.control_dependencies([check]):
+        return tf.identity(index)
+
+
+__all__ = ["Data", "as_data", "check_inputs", "check_labels", "class_weight_vector",
+           "label_problem", "label_transform", "loss_and_metrics"]

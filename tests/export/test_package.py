@@ -189,7 +189,8 @@ def test_version_names_cannot_escape_the_directory(trained, tmp_path):
 
 def test_int8_without_representative_data_writes_nothing(trained, tmp_path):
     with pytest.raises(ValueError, match="representative_data"):
-        kexport.export(trained[0], tmp_path / "models", verbose=0)
+        kexport.export(trained[0], tmp_path / "models", quantization=("float32", "int8"),
+                       verbose=0)
     assert not (tmp_path / "models").exists()
 
 

@@ -44,15 +44,30 @@ def test_publish_moves_a_complete_folder_and_refuses_existing(tmp_path):
     assert [p.name for p in target.iterdir()] == ["b.txt"]
 
 
-def test_remove_stale_deletes_only_folders_of_dead_processes(tmp_path):
+def test_remove_stale_cleans_up_only_after_dead_processes(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     dead_pid = int(dead.stdout)
     stale = tmp_path / f".kerastl-tmp-1-{dead_pid}-0123abcd"
-    retired = tmp_path / f".kerastl-old-2-{dead_pid}-0123abcd"
+    orphan = tmp_path / f".kerastl-old-2-{dead_pid}-0123abcd"   # "2" is missing: restore
+    replaced = tmp_path / f".kerastl-old-4-{dead_pid}-0123abcd"  # "4" is there: delete
     live = tmp_path / f".kerastl-tmp-3-{os.getpid()}-0123abcd"
     other = tmp_path / ".kerastl-tmp-unrelated"
-    for path in (stale, retired, live, other):
+    for path in (stale, orphan, replaced, live, other, tmp_path / "4"):
         (path / "x").mkdir(parents=True)
-    assert sorted(staging.remove_stale(tmp_path)) == sorted([stale.name, retired.name])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+    (orphan / "x" / "old.txt").write_text("version 2")
+    handled = staging.remove_stale(tmp_path)
+    assert sorted(handled) == sorted([stale.name, orphan.name, replaced.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, other.name, "2", "4"])
+    assert (tmp_path / "2" / "x" / "old.txt").read_text() == "version 2"
+
+
+def test_publish_without_overwrite_never_replaces_even_an_empty_folder(tmp_path):
+    target = tmp_path / "1"
+    target.mkdir()
+    folder = staging.make_staging(target)
+    (folder / "a.txt").write_text("new")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        staging.publish(folder, target, overwrite=False)
+    assert list(target.iterdir()) == [] and (folder / "a.txt").exists()
