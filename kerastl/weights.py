@@ -19,8 +19,9 @@ EfficientNet, ...) are placed under their own name. Nothing here imports
 TensorFlow.
 
 Example:
-    >>> kerastl.weights.add("downloads/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")
-    [PosixPath('/home/me/.keras/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5'), ...]
+    >>> placed = kerastl.weights.add("downloads/" + V2)  # V2: MobileNetV2's 224 file name
+    >>> [p.path.name for p in placed][0]
+    'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5'
 """
 
 from __future__ import annotations

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import subprocess
+import sys
+import textwrap
 
 import nbformat
 import pytest
@@ -62,6 +66,64 @@ def test_notebooks_match_their_generator():
         source = "\n".join(c.source for c in saved.cells)
         assert 'os.environ.get("KERASTL_DATA", "tfds:tf_flowers")' in source
         assert 'os.environ.get("KERASTL_EPOCHS"' in source
+
+
+def test_every_notebook_starts_with_the_install_cell_and_none_pip_installs_a_name():
+    generator = _generator()
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        first = nb.cells[0]
+        assert first.cell_type == "code" and first.source == generator.INSTALL, path.name
+        for cell in nb.cells:
+            # pip may install only KERASTL_SOURCE or the checkout, never "kerastl" by name
+            for pattern in (r"[\"']install[\"'],[^\]\n]*[\"']kerastl[\"']",  # subprocess
+                            r"pip3? install( -\S+)* kerastl\b"):                # shell
+                assert not re.search(pattern, cell.source), path.name
+
+
+# Runs the install cell with kerastl hidden from the import system and pip recorded, not
+# run: what would it install?
+_HIDE_AND_RECORD = textwrap.dedent("""
+    import importlib.util, json, subprocess, sys
+
+    real_find_spec = importlib.util.find_spec
+    hidden = [True]
+    importlib.util.find_spec = lambda name, *a: (
+        None if hidden[0] and name == "kerastl" else real_find_spec(name, *a))
+    calls = []
+
+    def fake_run(cmd, check=False):
+        calls.append(cmd)
+        hidden[0] = False  # "installed"
+
+    subprocess.run = fake_run
+    try:
+        exec(compile(open(sys.argv[1]).read(), "install_cell", "exec"), {"__name__": "__main__"})
+    finally:
+        print(json.dumps(calls))
+""")
+
+
+@pytest.mark.parametrize("source", ["", "git+https://example.org/me/kerastl.git"],
+                         ids=["checkout", "KERASTL_SOURCE"])
+def test_install_cell_installs_the_checkout_or_the_given_source(source, tmp_path):
+    import os
+
+    cell = tmp_path / "cell.py"
+    cell.write_text(_generator().INSTALL)
+    script = tmp_path / "run.py"
+    script.write_text(_HIDE_AND_RECORD)
+    env = {**os.environ, "KERASTL_SOURCE": source}
+    proc = subprocess.run([sys.executable, str(script), str(cell)], cwd=TUTORIALS, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (call,) = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert call[:4] == [sys.executable, "-m", "pip", "install"]
+    assert call[-1] == (source or str(REPO))
+    outside = subprocess.run([sys.executable, str(script), str(cell)], cwd=tmp_path,
+                             env={**os.environ, "KERASTL_SOURCE": ""}, capture_output=True,
+                             text=True, timeout=120)
+    assert outside.returncode != 0 and "set KERASTL_SOURCE" in outside.stderr
 
 
 @pytest.mark.integration

@@ -17,6 +17,45 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
 
+# The first cell of every notebook: installs kerastl when it is missing, from
+# KERASTL_SOURCE, by default the kerastl checkout the notebook sits in.
+INSTALL = '''\
+# Set-up: install kerastl when it is missing (a fresh Colab or virtual environment).
+# KERASTL_SOURCE is what pip installs: "" = the kerastl checkout this notebook sits in;
+# or a git URL ("git+https://github.com/<you>/kerastl.git"), a wheel or a source folder.
+KERASTL_SOURCE = ""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+
+def kerastl_checkout(start=None):
+    """The kerastl checkout holding `start` (default: the working folder), or None."""
+    folder = os.path.abspath(start or os.getcwd())
+    for candidate in (folder, os.path.dirname(folder)):
+        pyproject = os.path.join(candidate, "pyproject.toml")
+        if os.path.isfile(pyproject):
+            with open(pyproject, encoding="utf-8") as f:
+                if 'name = "kerastl"' in f.read():
+                    return candidate
+    return None
+
+
+if importlib.util.find_spec("kerastl") is None:
+    source = os.environ.get("KERASTL_SOURCE") or KERASTL_SOURCE or kerastl_checkout()
+    if not source:
+        raise RuntimeError("kerastl is not installed and this notebook is not inside a kerastl "
+                           "checkout: set KERASTL_SOURCE at the top of this cell.")
+    print(f"Installing kerastl from {source} ...")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
+    importlib.invalidate_caches()
+
+import kerastl
+
+print(f"kerastl {kerastl.__version__} ({os.path.dirname(kerastl.__file__)})")'''
+
 SETTINGS = '''\
 import os
 
@@ -53,7 +92,7 @@ print(data)
 def _notebook(cells: list) -> nbformat.NotebookNode:
     nb = new_notebook()
     nb.cells = [new_markdown_cell(c[3:]) if c.startswith("md:") else new_code_cell(c)
-                for c in cells]
+                for c in [INSTALL, *cells]]
     for index, cell in enumerate(nb.cells):
         cell.id = f"cell-{index:02d}"  # stable ids: regenerating gives no diff
     nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python",
@@ -342,8 +381,8 @@ display(Image(filename=str(check.file("confusion_matrix"))))''',
     """md:The same from a shell:
 
 ```bash
-kerastl export runs/flowers/model.keras --out saved_models/flowers --quantize int8 \\
-    --calibration-data flowers/ --eval-data flowers/ --eval-split validation
+kerastl export runs/flowers/model.keras --out saved_models/flowers --quantization int8 \\
+    --representative-data flowers/ --eval-data flowers/ --eval-split validation
 kerastl evaluate saved_models/flowers/1/model_int8.tflite flowers/ --split validation
 kerastl predict saved_models/flowers/1/model_int8.tflite my_photo.jpg --top-k 3
 ```""",
@@ -356,15 +395,9 @@ TPU = [
 In Colab choose *Runtime > Change runtime type > TPU*, then run the cells in order. The same
 notebook runs on a GPU or a CPU: `kerastl.distribute.get_strategy("auto")` picks a TPU when
 there is one and otherwise falls back (and says so).""",
-    """md:Colab setup: install kerastl (Colab already has TensorFlow and Keras).""",
-    '''\
-import subprocess
-import sys
-
-IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "kerastl"], check=True)
-print("Colab" if IN_COLAB else "Not in Colab: using the installed kerastl")''',
+    """md:The first cell installed kerastl if it was missing (Colab already has TensorFlow and
+Keras): from the checkout this notebook sits in, or from `KERASTL_SOURCE` (set it to your
+fork's git URL when you open the notebook straight from GitHub).""",
     SETTINGS + '''\
 PER_REPLICA_BATCH = int(os.environ.get("KERASTL_BATCH_SIZE", "32"))''',
     """md:Find the accelerator. On a TPU runtime this connects to the TPU and initializes it;

@@ -259,7 +259,8 @@ class CommaList(click.ParamType):
             if bad:
                 close = difflib.get_close_matches(bad[0][:100], self.choices, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                self.fail(f"{', '.join(map(excerpt, bad[:5]))} not in {', '.join(self.choices)}.{hint}",
+                shown = ", ".join(map(excerpt, bad[:5]))
+                self.fail(f"{shown} not in {', '.join(self.choices)}.{hint}",
                           param, ctx)
         return tuple(items)
 
@@ -316,6 +317,7 @@ class WeightsType(click.ParamType):
         if text.lower() == "imagenet":
             return "imagenet"
         if not Path(text).expanduser().is_file():
-            self.fail(f"{excerpt(text)} is neither 'imagenet', 'none' nor an existing weights file.",
+            self.fail(f"{excerpt(text)} is neither 'imagenet', 'none' nor an existing weights "
+                      "file.",
                       param, ctx)
         return str(Path(text).expanduser())

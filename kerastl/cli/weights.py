@@ -18,7 +18,7 @@ def weights_command():
 
     \b
     Examples:
-      kerastl weights add ~/Downloads/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
+      kerastl weights add ~/Downloads/mobilenet_2_5_224_tf_no_top.h5
       kerastl weights add ../shared/assets/weights --copy
       kerastl weights list
     """

@@ -25,7 +25,8 @@ def _leaf_commands():
     for name in COMMANDS:
         command = main.commands[name]
         if isinstance(command, click.Group):
-            yield from ((f"{name} {sub}", [name, sub], cmd) for sub, cmd in command.commands.items())
+            yield from ((f"{name} {sub}", [name, sub], cmd)
+                        for sub, cmd in command.commands.items())
         else:
             yield name, [name], command
 
@@ -110,7 +111,8 @@ def test_config_help_names_the_commands_own_file(name, example):
                                           ("tune", "--quantize", "--quantization"),
                                           ("tune", "--recipes", "--recipe"),
                                           ("export", "--quantize", "--quantization"),
-                                          ("export", "--calibration-data", "--representative-data")])
+                                          ("export", "--calibration-data",
+                                           "--representative-data")])
 def test_renamed_flags_keep_a_hidden_alias_that_feeds_the_new_name(name, old, new):
     from kerastl.cli.options import take_renamed
 
