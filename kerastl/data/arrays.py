@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerastl.data import options, pipeline
+from kerastl.data.files import name_problem
 from kerastl.data.image_data import ImageData
 from kerastl.data.split import split_indices
 
@@ -70,6 +71,12 @@ def _names(y: np.ndarray, kind: str, class_names: Sequence[str] | None) -> list[
         need = f"at least {outputs}" if kind == "int" else f"exactly {outputs}"
         raise ValueError(f"`class_names` must be a list of {need} names for these labels. "
                          f"Received: class_names={class_names!r}")
+    for name in names:
+        problem = name_problem(name)
+        if problem:
+            raise ValueError(f"`class_names` become labels, one per line in labels.txt and the "
+                             f".tflite metadata; {name!r} {problem}. "
+                             f"Received: class_names={class_names!r:.300}")
     return names
 
 

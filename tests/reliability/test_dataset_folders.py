@@ -125,3 +125,9 @@ def test_images_still_load_after_the_scan(folder):
     data, _ = _load(folder)
     images = np.concatenate([x for x, _ in data.train.as_numpy_iterator()])
     assert images.shape == (8, 16, 16, 3)
+
+
+def test_from_arrays_refuses_class_names_that_break_label_files():
+    x = np.zeros((4, 8, 8, 3), "uint8")
+    with pytest.raises(ValueError, match="'b\\\\nc' contains the control character"):
+        kerastl.data.from_arrays(x, np.array([0, 1, 0, 1]), class_names=["a", "b\nc"])
