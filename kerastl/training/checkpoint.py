@@ -124,9 +124,14 @@ def _check_same_run(saved: dict, plan: dict, directory: str) -> None:
 
 
 def _file_digest(paths) -> str:
+    """Digest of the files' names, sizes and modification times, in any order.
+
+    Sorted, because loaders that shuffle their file list without a seed (e.g.
+    `keras.utils.image_dataset_from_directory`) list the same files in
+    another order in every process.
+    """
     digest = hashlib.sha256()
-    for path in paths:
-        path = str(path)
+    for path in sorted(str(p) for p in paths):
         try:
             if "://" in path:
                 stat = tf.io.gfile.stat(path)

@@ -54,6 +54,20 @@ def test_fingerprint_of_image_folders_sees_changed_files(tmp_path):
     assert fingerprint()["digest"] != before["digest"]
 
 
+def test_fingerprint_of_unseeded_shuffled_file_lists_is_stable(tmp_path):
+    import keras
+
+    folder = make_image_folder(tmp_path / "ds", per_class=4, size=20)
+
+    def fingerprint():
+        ds = keras.utils.image_dataset_from_directory(folder, image_size=(SIZE, SIZE),
+                                                      batch_size=4, shuffle=True, seed=None,
+                                                      verbose=False)
+        return data_fingerprint(as_data("train", ds, batch_size=4, shuffle=False, seed=None))
+
+    assert fingerprint()["kind"] == "files" and fingerprint() == fingerprint()
+
+
 def test_fingerprint_of_a_reshuffled_dataset_ignores_the_order_only():
     x, y = _arrays(20)
 
