@@ -95,10 +95,12 @@ def train_run(params: dict, out: Output) -> dict:
                    "then top blocks), progressive; auto picks by dataset size. "
                    "Example: --recipe two_stage")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Epochs of the head stage [default: the recipe's]. Example: --epochs 5")
+              help="Epochs of the first stage: the head stage, or the only stage of "
+                   "feature_extraction and fine_tune [default: the recipe's]. "
+                   "Example: --epochs 5")
 @click.option("--fine-tune-epochs", type=click.IntRange(min=1), default=None,
-              help="Epochs of each fine-tuning stage of two_stage and progressive (x>=1; "
-                   "feature_extraction and fine_tune have one stage, set by --epochs) "
+              help="Epochs of each fine-tuning stage of two_stage and progressive "
+                   "(feature_extraction and fine_tune have one stage, set by --epochs) "
                    "[default: 6]. Example: --fine-tune-epochs 3")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Peak learning rate of the head [default: the recipe's]. "
