@@ -135,10 +135,10 @@ def _python_stderr_kept():
 
 
 def import_kerastl(*, debug: bool = False):
-    """Imports kerastl (and so TensorFlow) and turns TensorFlow's Python loggers down.
+    """Imports kerastl and TensorFlow, and turns TensorFlow's Python loggers down.
 
-    Commands call it only when they need TensorFlow, so ``--help`` and usage
-    errors stay fast. The C++ lines TensorFlow prints at import (CUDA
+    ``import kerastl`` itself is lazy (no TensorFlow); commands call this only
+    when they need TensorFlow, so ``--help`` and usage errors stay fast. The C++ lines TensorFlow prints at import (CUDA
     probing, CPU features), which no environment variable turns off, are
     dropped by `handle_errors` unless ``--debug``.
 
