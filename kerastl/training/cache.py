@@ -140,7 +140,7 @@ class FeatureCache:
             self._tmp = self._finalizer = None
 
     def get(self, model, dataset, cut: Cut, *, source=None, augment_passes: int = 0,
-            augmenter=None, augmenter_key=None) -> CachedData:
+            augmenter=None, augmenter_key=None, progress: bool = False) -> CachedData:
         """Returns the cached activations of `dataset` at `cut`, computing them if needed.
 
         Args:
@@ -152,6 +152,8 @@ class FeatureCache:
             augment_passes: Extra passes with `augmenter` applied to the images.
             augmenter: Callable ``augmenter(images, training=True)``.
             augmenter_key: Identifies the augmentation in the key.
+            progress: Show the backbone pass: a `keras.utils.Progbar` in a
+                terminal, one line when it ends otherwise.
 
         Returns:
             A `CachedData`.
@@ -166,7 +168,7 @@ class FeatureCache:
                          if not (e["source"] is source and e["key"][0][0] == key[0][0])]
         data = self._derive(model, cut, source, key)
         if data is None:
-            data = self._compute(model, dataset, cut, augment_passes, augmenter)
+            data = self._compute(model, dataset, cut, augment_passes, augmenter, progress)
         self._entries.append({"source": source, "key": key, "cut": cut, "data": data,
                               "model": weakref.ref(model)})
         return data
@@ -197,15 +199,19 @@ class FeatureCache:
                               isinstance(out, np.memmap))
         return None
 
-    def _compute(self, model, dataset, cut, augment_passes, augmenter) -> CachedData:
+    def _compute(self, model, dataset, cut, augment_passes, augmenter,
+                 progress=False) -> CachedData:
         extractor = segment(model, None, cut)
         spec = dataset.element_spec[0]
         spec = tf.TensorSpec((None,) + tuple(spec.shape[1:]), spec.dtype)
         clean = _batched(extractor, spec)
         noisy = _batched(extractor, spec, augmenter) if augment_passes else None
         sinks, num_examples = None, 0
+        bar = _Progress(dataset, augment_passes + 1, cut.name) if progress else None
         for p in range(augment_passes + 1):
             for batch in dataset:
+                if bar is not None:
+                    bar.step()
                 values = (clean if p == 0 else noisy)(batch[0]).numpy()
                 columns = (values,) + tuple(np.asarray(r) for r in batch[1:])
                 if sinks is None:
@@ -214,6 +220,8 @@ class FeatureCache:
                     sink.append(column)
                 self.backbone_batches += 1
                 num_examples += len(values) if p == 0 else 0
+        if bar is not None:
+            bar.done()
         if not num_examples:
             raise ValueError("The training or validation data is empty. Received: a dataset "
                              "with no examples")
@@ -254,6 +262,36 @@ def _batched(model, spec, augmenter=None):
         return tf.cast(model(x, training=False), tf.float32)
 
     return tf.function(run, input_signature=[spec])
+
+
+class _Progress:
+    """Progress of a backbone pass: a Keras progress bar in a terminal, else one line."""
+
+    def __init__(self, dataset, passes: int, name: str):
+        import sys
+        import time
+
+        import keras
+
+        batches = int(dataset.cardinality())
+        self.target = batches * passes if batches > 0 else None
+        self.name, self.count, self.start = name, 0, time.perf_counter()
+        self.bar = None
+        if sys.stdout.isatty():
+            print(f"Caching backbone outputs ({name}):")
+            self.bar = keras.utils.Progbar(self.target, unit_name="batch")
+
+    def step(self):
+        self.count += 1
+        if self.bar is not None:
+            self.bar.update(self.count)
+
+    def done(self):
+        import time
+
+        if self.bar is None:
+            print(f"Cached backbone outputs ({self.name}): {self.count} batches in "
+                  f"{time.perf_counter() - self.start:.1f} s")
 
 
 class _Sink:

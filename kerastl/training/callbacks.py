@@ -29,16 +29,25 @@ def _plain(logs) -> dict:
     return {k: float(v) for k, v in (logs or {}).items() if _finite(v) or v != v}
 
 
+# Metrics come as float32 from Keras and float64 from the linear head: values
+# closer than this (relative) are the same score, not an improvement.
+SAME_SCORE = 1e-6
+
+
 def is_better(logs: dict, best_logs: dict | None, monitor: str,
               tie_monitor: str | None = None) -> bool:
-    """Whether metrics `logs` beat `best_logs` on `monitor` (ties: lower `tie_monitor`)."""
+    """Whether metrics `logs` beat `best_logs` on `monitor` (ties: lower `tie_monitor`).
+
+    Values within `SAME_SCORE` (relative) of each other are a tie.
+    """
     value = logs.get(monitor)
     if not _finite(value):
         return False
     if best_logs is None or not _finite(best_logs.get(monitor)):
         return True
     best = float(best_logs[monitor])
-    if value != best:
+    value = float(value)
+    if abs(value - best) > SAME_SCORE * max(1.0, abs(best)):
         return value > best if monitor_mode(monitor) == "max" else value < best
     if tie_monitor is None or tie_monitor == monitor:
         return False

@@ -16,15 +16,17 @@ from kerastl.model import get_blocks, get_head, model_info, model_spec
 from kerastl.training.cache import DEFAULT_MEMORY_LIMIT, FeatureCache
 from kerastl.training.callbacks import is_better
 from kerastl.training.checkpoint import Checkpoint
-from kerastl.training.inputs import as_data, class_weight_vector, label_transform
+from kerastl.training.inputs import as_data, check_inputs, class_weight_vector, label_transform
 from kerastl.training.inputs import loss_and_metrics
 from kerastl.training.options import check_callbacks, check_options
 from kerastl.training.recipes import plan_stages, resolve_recipe
 from kerastl.training.report import FitReport
-from kerastl.training.stage import AUGMENTATION_LAYER, Context, default_augmenter, run_stage
+from kerastl.training.stage import (AUGMENTATION_LAYER, Context, default_augmenter,
+                                    refit_linear_head, run_stage)
 
 
-def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto", epochs=None,
+def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto", refit=True,
+        epochs=None,
         fine_tune_epochs=None, learning_rate=None, backbone_learning_rate=None,
         layer_decay=None, trainable_blocks=None, batch_size=32, shuffle=True,
         cache_features=True, augment_passes=None, feature_cache=None,
@@ -70,6 +72,11 @@ def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto"
             `cache_features` and a head without hidden layers), ``"gradient"``
             (epochs of Adam with early stopping) or ``"auto"`` (``"linear"``
             where it applies).
+        refit: When the model ends at a linear head, refit it on training +
+            validation data at its chosen strength once every choice is made
+            (the report keeps the validation metrics from before the refit;
+            ``StageReport.refit_on`` records it). False: the head stays fitted
+            on the training data alone.
         epochs: Epochs of the first stage when it trains by gradient (default 30
             on cached features, 10 on images; for ``"fine_tune"`` 6).
         fine_tune_epochs: Epochs of each later stage (default 6).
@@ -130,7 +137,8 @@ def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto"
                              f"mixed_precision={mixed_precision!r}")
         dtype_policy = mixed_precision
     opts = check_options(
-        recipe=recipe, head_solver=head_solver, epochs=epochs, fine_tune_epochs=fine_tune_epochs,
+        recipe=recipe, head_solver=head_solver, refit=refit, epochs=epochs,
+        fine_tune_epochs=fine_tune_epochs,
         learning_rate=learning_rate, backbone_learning_rate=backbone_learning_rate,
         layer_decay=layer_decay, trainable_blocks=trainable_blocks, batch_size=batch_size,
         shuffle=shuffle, cache_features=cache_features, augment_passes=augment_passes,
@@ -189,6 +197,9 @@ def _setup(model, info, train, validation_data, opts, feature_cache, strategy, c
         train_data.num_examples = int(known_examples)
     val_data = as_data("validation_data", validation_data, batch_size=opts.batch_size,
                        shuffle=False, seed=None)
+    for name, data in (("train", train_data), ("validation_data", val_data)):
+        check_inputs(data, name=name, input_shape=model.input_shape, task=info.task,
+                     num_outputs=info.num_outputs)
     can_unfreeze = spec.source != "hub" and len(blocks) > 1
     recipe = resolve_recipe(opts.recipe, has_validation=val_data is not None,
                             can_unfreeze=can_unfreeze)
@@ -297,6 +308,10 @@ def _run(ctx, stages, report):
     if best_weights is not None and best_stage != len(stages) - 1:
         ctx.model.set_weights(best_weights)
     report.best, report.best_stage = dict(best or {}), best_stage
+    kept = report.stages[best_stage] if best_stage is not None else None
+    if (ctx.options.refit and kept is not None and kept.solver == "linear"
+            and ctx.validation is not None and not kept.refit_on):
+        refit_linear_head(ctx, kept)
 
 
 def _warm_cache(ctx, stages):

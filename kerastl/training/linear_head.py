@@ -31,6 +31,7 @@ L2_GRID = tuple(float(v) for v in np.logspace(-6, 1, 22))
 MAX_FOLDS = 5
 MAX_ITERATIONS = 500
 PATIENCE = 3
+SELECTIONS = ("cross_validation", "validation")
 
 
 @dataclasses.dataclass
@@ -197,35 +198,41 @@ def evaluate_linear(task, kernel, bias, features, labels, num_outputs, *, sample
     return out
 
 
-def _folds(task, labels, num_examples, passes, seed):
-    """Fold index of every example (passes of one example share its fold), and the count."""
-    y = np.asarray(labels)[:num_examples]
+def _class_index(task, y):
+    """Integer class of every example for stratified folds, or None (no classes)."""
+    if task not in ("multiclass", "binary"):
+        return None
+    y = y.reshape(len(y), -1)
+    if y.shape[1] > 1:
+        return y.argmax(axis=1)
+    return (y[:, 0] > 0.5).astype("int64") if task == "binary" else y[:, 0].astype("int64")
+
+
+def _folds(task, y, seed):
+    """Fold of every example (stratified by class when every class has 2+), and the count."""
+    n = len(y)
     rng = np.random.default_rng(seed)
-    if task in ("multiclass", "binary") and y.ndim <= 2:
-        index = y.reshape(num_examples, -1)
-        index = index.argmax(axis=1) if index.shape[1] > 1 else (index[:, 0] > 0.5
-                                                                  if task == "binary"
-                                                                  else index[:, 0])
+    index = _class_index(task, y)
+    if index is not None:
         classes, counts = np.unique(index, return_counts=True)
-        k = int(min(MAX_FOLDS, counts.min())) if counts.min() >= 2 else 0
+        k = int(min(MAX_FOLDS, counts.min()))
         if k >= 2:
-            fold = np.empty(num_examples, "int64")
+            fold = np.empty(n, "int64")
             for c in classes:
                 members = rng.permutation(np.flatnonzero(index == c))
                 fold[members] = np.arange(len(members)) % k
-            return np.tile(fold, passes), k
-    k = int(min(MAX_FOLDS, num_examples))
+            return fold, k
+    k = int(min(MAX_FOLDS, n))
     if k < 2:
-        raise ValueError("Choosing the head's regularisation without validation data needs "
-                         "at least 2 training examples (2 per class for classification). "
-                         f"Received: {num_examples} training example(s)")
-    fold = rng.permutation(num_examples) % k
-    return np.tile(fold, passes), k
+        raise ValueError("Choosing the head's regularisation by cross-validation needs at "
+                         f"least 2 labelled examples. Received: {n} example(s)")
+    return rng.permutation(n) % k, k
 
 
 def fit_linear(task: str, num_outputs: int, train_features, train_labels, *,
                validation_features=None, validation_labels=None, sample_weight=None,
-               passes: int = 1, grid=L2_GRID, seed=None) -> LinearFit:
+               passes: int = 1, grid=L2_GRID, seed=None,
+               selection: str = "cross_validation") -> LinearFit:
     """Fits the linear head with the L2 strength that minimises held-out loss.
 
     Args:
@@ -234,9 +241,15 @@ def fit_linear(task: str, num_outputs: int, train_features, train_labels, *,
         train_features: ``(rows, features)`` pooled features; with `passes` > 1,
             row ``p * n + i`` is example ``i`` in pass ``p``.
         train_labels: Labels of every row (integer classes, one-hot, or targets).
-        validation_features: Features to choose the strength on, or None
-            (then k-fold cross-validation on the training rows).
+        validation_features: Held-out features, or None.
         validation_labels: Their labels.
+        selection: How the strength is chosen: ``"cross_validation"`` (k-fold,
+            k = min(5, smallest class), over the training examples and the
+            validation examples together: every labelled example helps choose
+            the one hyperparameter; the head is then fitted on the training
+            rows only, so the validation data still judges it fairly against
+            other stages) or ``"validation"`` (the loss on the validation
+            features; needs them).
         sample_weight: Per-row weights of the training loss, or None.
         passes: Cached passes per example (1 + augmented passes).
         grid: Strengths to try.
@@ -250,19 +263,26 @@ def fit_linear(task: str, num_outputs: int, train_features, train_labels, *,
         ...     "multiclass", 3, features, labels, validation_features=vf,
         ...     validation_labels=vl)
         >>> fit.l2, fit.selection
-        (0.01, 'validation')
+        (0.01, '5-fold cross-validation on training + validation data')
     """
     from threadpoolctl import threadpool_limits
+
+    if selection not in SELECTIONS:
+        raise ValueError(f"`selection` must be one of {SELECTIONS}. "
+                         f"Received: selection={selection!r}")
+    if selection == "validation" and validation_features is None:
+        raise ValueError("`selection='validation'` needs validation_features. "
+                         "Received: validation_features=None")
 
     # These matrix products are small: one BLAS thread is faster, and much
     # faster when other processes compete for the cores (threads then spin).
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit(task, num_outputs, train_features, train_labels, validation_features,
-                    validation_labels, sample_weight, passes, grid, seed)
+                    validation_labels, sample_weight, passes, grid, seed, selection)
 
 
 def _fit(task, num_outputs, train_features, train_labels, validation_features,
-         validation_labels, sample_weight, passes, grid, seed) -> LinearFit:
+         validation_labels, sample_weight, passes, grid, seed, selection) -> LinearFit:
     x = np.ascontiguousarray(train_features, dtype="float32")
     y = _targets(task, train_labels, num_outputs)
     w = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, "float64")
@@ -273,7 +293,7 @@ def _fit(task, num_outputs, train_features, train_labels, validation_features,
         raise ValueError("Sample and class weights must be >= 0 with a positive sum to fit "
                          f"the head. Received: weights summing to {w.sum():g}")
     d, k = x.shape[1], y.shape[1]
-    if validation_features is not None:
+    if selection == "validation":
         held = (validation_features, validation_labels)
         scores, (path,) = _search(task, num_outputs, [(x, y, w) + held], grid)
         best = _argmin(scores)
@@ -281,18 +301,52 @@ def _fit(task, num_outputs, train_features, train_labels, validation_features,
         return LinearFit(kernel.astype("float32"), bias.astype("float32"), best, "validation",
                          scores)
     n = len(x) // passes
-    fold, count = _folds(task, train_labels, n, passes, seed)
-    clean = np.arange(len(x)) < n
-    problems = [(x[fold != f], y[fold != f], w[fold != f], x[(fold == f) & clean],
-                 y[(fold == f) & clean]) for f in range(count)]
+    example = np.tile(np.arange(n), passes)  # the example of every training row
+    pool_x, pool_y, pool_w, clean = x, y, w, np.arange(len(x)) < n
+    where = "training data"
+    if validation_features is not None:
+        vx = np.ascontiguousarray(validation_features, dtype="float32")
+        pool_x = np.concatenate([x, vx])
+        pool_y = np.concatenate([y, _targets(task, validation_labels, num_outputs)])
+        pool_w = np.concatenate([w, np.ones(len(vx))])
+        clean = np.concatenate([clean, np.ones(len(vx), bool)])
+        example = np.concatenate([example, n + np.arange(len(vx))])
+        where = "training + validation data"
+    fold_of, count = _folds(task, pool_y[clean], seed)
+    fold = fold_of[example] if validation_features is None else np.concatenate(
+        [fold_of[example[: len(x)]], fold_of[n:]])
+    problems = [(pool_x[fold != f], pool_y[fold != f], pool_w[fold != f],
+                 pool_x[(fold == f) & clean], pool_y[(fold == f) & clean])
+                for f in range(count)]
     totals, _ = _search(task, num_outputs, problems, grid)
     best = _argmin(totals)
-    start = np.zeros(d * k + k)
-    theta = (_solve_ridge(x, y, w, best) if task == "regression"
-             else _solve_logistic(task, x, y, w, best, start))
+    kernel, bias = _solve(task, x, y, w, best)
+    return LinearFit(kernel, bias, best, f"{count}-fold cross-validation on {where}", totals)
+
+
+def _solve(task, x, y, w, l2):
+    d, k = x.shape[1], y.shape[1]
+    theta = (_solve_ridge(x, y, w, l2) if task == "regression"
+             else _solve_logistic(task, x, y, w, l2, np.zeros(d * k + k)))
     kernel, bias = _unpack(theta, d, k)
-    return LinearFit(kernel.astype("float32"), bias.astype("float32"), best,
-                     f"{count}-fold cross-validation", totals)
+    return kernel.astype("float32"), bias.astype("float32")
+
+
+def solve_linear(task: str, num_outputs: int, features, labels, *, l2: float,
+                 sample_weight=None) -> tuple[np.ndarray, np.ndarray]:
+    """Fits the linear head at one L2 strength; returns ``(kernel, bias)`` (float32).
+
+    Example:
+        >>> kernel, bias = kerastl.training.linear_head.solve_linear(
+        ...     "multiclass", 3, features, labels, l2=0.01)
+    """
+    from threadpoolctl import threadpool_limits
+
+    x = np.ascontiguousarray(features, dtype="float32")
+    y = _targets(task, labels, num_outputs)
+    w = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, "float64")
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _solve(task, x, y, w, float(l2))
 
 
 def _argmin(scores: dict) -> float:
@@ -304,4 +358,4 @@ def _argmin(scores: dict) -> float:
     return max(l2 for l2, s in finite.items() if s == low)
 
 
-__all__ = ["L2_GRID", "LinearFit", "evaluate_linear", "fit_linear"]
+__all__ = ["L2_GRID", "LinearFit", "evaluate_linear", "fit_linear", "solve_linear"]

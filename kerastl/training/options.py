@@ -7,7 +7,7 @@ import os
 
 import keras
 
-from kerastl._validation import check_float, check_int, check_one_of
+from kerastl._validation import check_bool, check_float, check_int, check_one_of
 from kerastl.training.recipes import RECIPES
 
 MIXED_PRECISION = (None, "float32", "mixed_float16", "mixed_bfloat16")
@@ -20,18 +20,13 @@ def _optional(check, name, value, **kwargs):
     return None if value is None else check(name, value, **kwargs)
 
 
-def _bool(name, value) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
-    return value
-
-
 @dataclasses.dataclass(frozen=True)
 class FitOptions:
     """`kerastl.fit`'s keyword arguments, checked."""
 
     recipe: str = "auto"
     head_solver: str = "auto"
+    refit: bool = True
     epochs: int | None = None
     fine_tune_epochs: int | None = None
     learning_rate: float | None = None
@@ -76,8 +71,8 @@ def check_options(**kw) -> FitOptions:
     if tb is not None and tb != "all":
         check_int("trainable_blocks", tb, minimum=0, extra=" or 'all'")
     check_int("batch_size", kw["batch_size"], minimum=1)
-    for name in ("shuffle", "cache_features", "bn_training"):
-        _bool(name, kw[name])
+    for name in ("shuffle", "cache_features", "bn_training", "refit"):
+        check_bool(name, kw[name])
     augment = kw["augment_passes"]
     augment = 0 if augment is None else check_int("augment_passes", augment, minimum=0, maximum=16)
     check_int("cache_memory_limit", kw["cache_memory_limit"], minimum=0)

@@ -38,6 +38,9 @@ class StageReport:
         selected_on: What chose the stage's weights: ``"validation"`` (best
             epoch or strength on the validation data), ``"<k>-fold
             cross-validation"`` (on the training data), or ``"none: ..."``.
+        refit_on: ``"training + validation data"`` when the kept linear head
+            was refitted on both after every choice was made (its `best`
+            metrics are from before the refit), else None.
     """
 
     name: str
@@ -63,6 +66,7 @@ class StageReport:
     l2: float | None = None
     l2_scores: dict = dataclasses.field(default_factory=dict)
     selected_on: str | None = None
+    refit_on: str | None = None
 
     @property
     def seconds(self) -> float:

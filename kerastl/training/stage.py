@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 
 import keras
@@ -16,7 +17,7 @@ from kerastl.training import graph, linear_head
 from kerastl.training.cache import FeatureCache
 from kerastl.training.callbacks import BestWeights
 from kerastl.training.checkpoint import Checkpoint, backup_callback
-from kerastl.training.inputs import Data, loss_and_metrics
+from kerastl.training.inputs import Data, check_labels, loss_and_metrics
 from kerastl.training.optim import make_optimizer
 from kerastl.training.options import FitOptions
 from kerastl.training.recipes import Stage
@@ -73,18 +74,22 @@ class Context:
     def cached(self, cut) -> tuple:
         """Returns cached ``(train, validation)`` activations at `cut` (filling the cache)."""
         opts = self.options
+        progress = opts.verbose == 1
         train = self.cache.get(self.model, self.train.dataset, cut, source=self.train.source,
                                augment_passes=opts.augment_passes, augmenter=self.augmenter,
-                               augmenter_key=self.augmenter_key)
+                               augmenter_key=self.augmenter_key, progress=progress)
         val = None
         if self.validation is not None:
             val = self.cache.get(self.model, self.validation.dataset, cut,
-                                 source=self.validation.source)
+                                 source=self.validation.source, progress=progress)
         return train, val
 
 
-def _keras_verbose(verbose: int, cached: bool) -> int:
-    return 2 if verbose == 1 and cached else verbose
+def _keras_verbose(verbose: int) -> int:
+    """Keras's verbose: 1 is a progress bar in a terminal and one line per epoch elsewhere."""
+    if verbose == 1 and not sys.stdout.isatty():
+        return 2
+    return verbose
 
 
 def _prepare(ds, ctx: Context, *, training: bool):
@@ -177,7 +182,7 @@ def run_stage(ctx: Context, index: int, stage: Stage) -> StageReport:
     start = time.perf_counter()
     model.fit(_prepare(train_ds, ctx, training=True),
               validation_data=None if val_ds is None else _prepare(val_ds, ctx, training=False),
-              epochs=stage.epochs, verbose=_keras_verbose(opts.verbose, mode is not None),
+              epochs=stage.epochs, verbose=_keras_verbose(opts.verbose),
               callbacks=callbacks, shuffle=False)  # the datasets shuffle themselves
     report.train_seconds = time.perf_counter() - start
     here = _epochs_here(model)
@@ -202,6 +207,9 @@ def run_linear_head(ctx: Context, stage: Stage) -> StageReport:
     ctx.warm_seconds = 0.0
     ctx.train.num_examples = train.num_examples
     features, labels = np.asarray(train.arrays[0]), np.asarray(train.arrays[1])
+    for name, cached in (("train", train), ("validation_data", val)):
+        check_labels(name, None if cached is None else cached.arrays[1], task=ctx.task,
+                     num_outputs=ctx.num_outputs)
     weights = _row_weights(ctx, train)
     start = time.perf_counter()
     result = linear_head.fit_linear(
@@ -223,13 +231,42 @@ def run_linear_head(ctx: Context, stage: Stage) -> StageReport:
                          learning_rate=0.0, cached="features", cache_seconds=cache_seconds)
     report.solver, report.l2, report.selected_on = "linear", result.l2, result.selection
     report.l2_scores = {f"{k:.3g}": v for k, v in sorted(result.scores.items())}
-    report.best, report.best_epoch = best, None
+    # One row of history: the fitted head's metrics (history.csv, plots).
+    report.best, report.best_epoch = best, 0
+    report.history = {name: [value] for name, value in best.items()}
     report.train_seconds = time.perf_counter() - start
     if ctx.options.verbose:
         print(f"Stage {stage.name!r}: linear head on cached features ({cache_seconds:.1f} s), "
               f"l2={result.l2:.3g} by {result.selection} of {len(result.scores)} strengths "
               f"({report.train_seconds:.1f} s)")
     return report
+
+
+def refit_linear_head(ctx: Context, report: StageReport) -> None:
+    """Refits a kept linear head on training + validation data at its chosen strength.
+
+    Every choice is made by then, so the validation examples can join the
+    training ones (as scikit-learn's ``refit``). `report` keeps the
+    validation metrics of the head before the refit and records the refit.
+    """
+    train, val = ctx.cached(graph.pooled_cut(ctx.model))
+    weights = _row_weights(ctx, train)
+    val_weights = _row_weights(ctx, val)
+    n_val = len(val.arrays[0])
+    if weights is not None or val_weights is not None:
+        weights = np.concatenate([np.ones(len(train.arrays[0])) if weights is None else weights,
+                                  np.ones(n_val) if val_weights is None else val_weights])
+    labels = np.concatenate([_as_rows(train.arrays[1]), _as_rows(val.arrays[1])])
+    kernel, bias = linear_head.solve_linear(
+        ctx.task, ctx.num_outputs, np.concatenate([train.arrays[0], val.arrays[0]]), labels,
+        l2=report.l2, sample_weight=weights)
+    get_head(ctx.model).output_layer.set_weights([kernel, bias])
+    report.refit_on = "training + validation data"
+
+
+def _as_rows(labels):
+    labels = np.asarray(labels)
+    return labels.reshape(len(labels), -1) if labels.ndim > 1 else labels
 
 
 def _prefixed(metrics: dict, prefix: str) -> dict:
@@ -257,5 +294,5 @@ def _epochs_here(model) -> int:
     return len(getattr(history, "epoch", []) or [])
 
 
-__all__ = ["Context", "default_augmenter", "linear_head_possible", "run_linear_head",
-           "run_stage"]
+__all__ = ["Context", "default_augmenter", "linear_head_possible", "refit_linear_head",
+           "run_linear_head", "run_stage"]

@@ -140,3 +140,27 @@ def test_augmented_passes_and_epoch_sampling():
 def test_memory_limit_is_checked():
     with pytest.raises(ValueError, match="memory_limit"):
         FeatureCache(memory_limit=-1)
+
+
+def test_cache_progress_is_one_line_outside_a_terminal(capsys):
+    import tensorflow as tf
+
+    from harness import separable_images, tiny_kerastl_model
+    from kerastl.training import FeatureCache
+    from kerastl.training.graph import pooled_cut
+
+    x, y = separable_images(20, 2, seed=0)
+    model = tiny_kerastl_model(2)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    FeatureCache().get(model, data, pooled_cut(model), progress=True)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("Cached backbone outputs (pooled): 3 batches")
+    FeatureCache().get(model, data, pooled_cut(model))  # progress off: silent
+    assert capsys.readouterr().out == ""
+
+
+def test_epochs_print_a_line_each_outside_a_terminal():
+    from kerastl.training.stage import _keras_verbose
+
+    # pytest captures stdout: not a terminal.
+    assert _keras_verbose(1) == 2 and _keras_verbose(0) == 0 and _keras_verbose(2) == 2

@@ -281,7 +281,6 @@ def test_strategy_defaults_to_the_models_own():
     ({"callbacks": [print]}, "callbacks"),
     ({"feature_cache": {}}, "feature_cache"),
     ({"cache_features": "yes"}, "cache_features"),
-    ({"strategy": 3}, "strategy"),
     ({"class_weight": "equal"}, "class_weight"),
     ({"recipe": "feature_extraction", "trainable_blocks": 2}, "trainable_blocks"),
     ({"recipe": "fine_tune", "fine_tune_epochs": 2}, "fine_tune_epochs"),
@@ -296,6 +295,8 @@ def test_bad_arguments_give_clear_errors(kwargs, match):
 
 def test_bad_data_gives_clear_errors():
     model = tiny_kerastl_model(3)
+    with pytest.raises(TypeError, match="strategy"):
+        fit(model, TRAIN, VAL, strategy=3, verbose=0)
     with pytest.raises(TypeError, match="train"):
         fit(model, "photos/", verbose=0)
     with pytest.raises(ValueError, match="same length"):

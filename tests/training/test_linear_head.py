@@ -30,7 +30,8 @@ def _blobs(n, d=20, k=3, seed=0, scale=0.6):
 def test_solution_equals_scikit_learn_at_the_same_strength():
     x, y = _blobs(200)
     xv, yv = _blobs(100, seed=1)
-    fitted = fit_linear("multiclass", 3, x, y, validation_features=xv, validation_labels=yv)
+    fitted = fit_linear("multiclass", 3, x, y, validation_features=xv, validation_labels=yv,
+                        selection="validation")
     reference = LogisticRegression(C=1.0 / (fitted.l2 * len(x)), max_iter=10000, tol=1e-10)
     reference.fit(x, y)
     np.testing.assert_allclose(fitted.kernel, reference.coef_.T, atol=SOLVER_TOLERANCE,
@@ -51,7 +52,8 @@ def test_validation_recovers_the_best_strength_within_a_factor_of_3():
     best = fine[int(np.argmin(losses))]
     # The search must find an interior optimum here, not an end of the grid.
     assert 1e-4 < best < 1.0
-    fitted = fit_linear("multiclass", 3, x, y, validation_features=xv, validation_labels=yv)
+    fitted = fit_linear("multiclass", 3, x, y, validation_features=xv, validation_labels=yv,
+                        selection="validation")
     assert best / 3 <= fitted.l2 <= best * 3
 
 
@@ -59,7 +61,7 @@ def test_without_validation_cross_validation_chooses_not_the_training_loss():
     x, y = _blobs(120, d=40, seed=4, scale=0.4)
     test_x, test_y = _blobs(2000, d=40, seed=5, scale=0.4)
     fitted = fit_linear("multiclass", 3, x, y, seed=0)
-    assert fitted.selection == "5-fold cross-validation"
+    assert fitted.selection == "5-fold cross-validation on training data"
     # The training loss alone always prefers the weakest regularisation.
     assert fitted.l2 > min(L2_GRID) * 10
     # And the choice generalises: within a factor of 3 of the strength that is
@@ -72,7 +74,7 @@ def test_without_validation_cross_validation_chooses_not_the_training_loss():
 
 def _kernel(x, y, l2):
     fitted = fit_linear("multiclass", 3, x, y, validation_features=x, validation_labels=y,
-                        grid=[l2])
+                        grid=[l2], selection="validation")
     return fitted.kernel, fitted.bias
 
 
@@ -81,10 +83,10 @@ def test_sample_weights_equal_repeated_examples():
     xv, yv = _blobs(60, seed=7)
     weights = np.where(y == 1, 2.0, 1.0)
     weighted = fit_linear("multiclass", 3, x, y, sample_weight=weights, validation_features=xv,
-                          validation_labels=yv, grid=[0.05])
+                          validation_labels=yv, grid=[0.05], selection="validation")
     repeat = np.concatenate([np.arange(len(x)), np.flatnonzero(y == 1)])
     repeated = fit_linear("multiclass", 3, x[repeat], y[repeat], validation_features=xv,
-                          validation_labels=yv, grid=[0.05])
+                          validation_labels=yv, grid=[0.05], selection="validation")
     np.testing.assert_allclose(weighted.kernel, repeated.kernel, atol=SOLVER_TOLERANCE)
 
 
@@ -93,7 +95,7 @@ def test_ridge_regression_equals_scikit_learn():
     x = rng.normal(size=(80, 10)).astype("float32")
     target = x @ rng.normal(size=(10, 1)) + 0.5 * rng.normal(size=(80, 1))
     fitted = fit_linear("regression", 1, x, target, validation_features=x[:20],
-                        validation_labels=target[:20], grid=[0.1])
+                        validation_labels=target[:20], grid=[0.1], selection="validation")
     # Mean squared error + l2/2 |w|^2  ==  (1/n) (|y - Xw|^2 + n l2/2 |w|^2).
     reference = Ridge(alpha=len(x) * 0.1 / 2).fit(x, target)
     np.testing.assert_allclose(fitted.kernel, reference.coef_.reshape(10, 1), atol=1e-4, rtol=1e-4)
@@ -107,6 +109,22 @@ def test_sigmoid_tasks(task, outputs):
     fitted = fit_linear(task, outputs, x, labels, seed=0)
     metrics = evaluate_linear(task, fitted.kernel, fitted.bias, x, labels, outputs)
     assert metrics["accuracy"] > 0.8 and fitted.kernel.shape == (20, outputs)
+
+
+def test_cross_validation_pools_validation_examples_and_keeps_augmented_views_together():
+    x, y = _blobs(60, seed=10)
+    views = np.concatenate([x, x + 0.01])  # two cached passes of the same 60 examples
+    xv, yv = _blobs(15, seed=11)
+    fitted = fit_linear("multiclass", 3, views, np.concatenate([y, y]), passes=2,
+                        validation_features=xv, validation_labels=yv, seed=0)
+    assert fitted.selection == "5-fold cross-validation on training + validation data"
+    # The head itself is fitted on the training rows only.
+    only_train = fit_linear("multiclass", 3, views, np.concatenate([y, y]), passes=2,
+                            validation_features=xv, validation_labels=yv, grid=[fitted.l2],
+                            selection="validation")
+    np.testing.assert_allclose(fitted.kernel, only_train.kernel, atol=SOLVER_TOLERANCE)
+    with pytest.raises(ValueError, match="selection"):
+        fit_linear("multiclass", 3, x, y, selection="train_loss")
 
 
 def test_bad_weights_and_features_are_refused():
@@ -131,26 +149,52 @@ VAL, XV, YV = _data(24, 1, batch=12)
 
 def test_fit_head_is_the_linear_solution_and_says_what_chose_it():
     model = tiny_kerastl_model(3)
-    report = fit(model, TRAIN, VAL, recipe="feature_extraction", seed=0, verbose=0)
+    report = fit(model, TRAIN, VAL, recipe="feature_extraction", refit=False, seed=0, verbose=0)
     head = report.stages[0]
-    assert (head.solver, head.cached, head.selected_on) == ("linear", "features", "validation")
+    assert (head.solver, head.cached, head.selected_on) == (
+        "linear", "features", "5-fold cross-validation on training + validation data")
     features = kerastl.feature_extractor(model).predict(X, verbose=0)
     val_features = kerastl.feature_extractor(model).predict(XV, verbose=0)
     expected = fit_linear("multiclass", 3, features, Y, validation_features=val_features,
-                          validation_labels=YV)
+                          validation_labels=YV, seed=0)
     assert head.l2 == expected.l2
     output = kerastl.get_head(model).output_layer
     np.testing.assert_allclose(output.get_weights()[0], expected.kernel, atol=SOLVER_TOLERANCE)
     result = model.evaluate(XV, YV, verbose=0, return_dict=True)
     assert result["accuracy"] == pytest.approx(head.best["val_accuracy"])
-    assert "chosen on: head: validation" in str(report)
+    assert "chosen on: head: 5-fold cross-validation" in str(report)
+
+
+def test_kept_head_is_refitted_on_training_and_validation_data():
+    from kerastl.training.linear_head import solve_linear
+
+    model = tiny_kerastl_model(3)
+    report = fit(model, TRAIN, VAL, recipe="feature_extraction", seed=0, verbose=0)
+    head = report.stages[0]
+    assert head.refit_on == "training + validation data"
+    fresh = tiny_kerastl_model(3)
+    features = kerastl.feature_extractor(fresh).predict(np.concatenate([X, XV]), verbose=0)
+    kernel, bias = solve_linear("multiclass", 3, features, np.concatenate([Y, YV]), l2=head.l2)
+    # These separable images choose a weak strength, where the optimum is flat
+    # and the solver's stopping point moves the weights by up to gtol / l2:
+    # compare what the head computes, not its weights.
+    logits = features @ kernel + bias
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    got = model.predict(np.concatenate([X, XV]), verbose=0)
+    np.testing.assert_allclose(got, expected, atol=1e-2)
+    assert (got.argmax(1) == expected.argmax(1)).all()
+    # The reported validation score is the one the choices were made with (before the refit).
+    alone = tiny_kerastl_model(3)
+    before = fit(alone, TRAIN, VAL, recipe="feature_extraction", refit=False, seed=0, verbose=0)
+    assert head.best == before.stages[0].best and before.stages[0].refit_on is None
 
 
 def test_fit_without_validation_cross_validates_the_head():
     model = tiny_kerastl_model(3)
     report = fit(model, TRAIN, seed=0, verbose=0)
     assert report.recipe == "feature_extraction"
-    assert report.stages[0].selected_on == "5-fold cross-validation"
+    assert report.stages[0].selected_on == "5-fold cross-validation on training data"
     assert len(report.stages[0].l2_scores) >= 4  # a search over held-out folds ran
 
 
@@ -164,7 +208,7 @@ def test_fine_tuning_worse_than_the_head_on_validation_is_discarded():
 
     model = tiny_kerastl_model(3)
     report = fit(model, TRAIN, VAL, recipe="two_stage", trainable_blocks=2, fine_tune_epochs=2,
-                 learning_rate=0.5, callbacks=[Wreck()], seed=0, verbose=0)
+                 learning_rate=0.5, callbacks=[Wreck()], refit=False, seed=0, verbose=0)
     head, tune = report.stages
     assert tune.epochs_run >= 1 and report.best_stage == 0
     # The head's weights (and the untouched backbone) are back.
@@ -173,7 +217,7 @@ def test_fine_tuning_worse_than_the_head_on_validation_is_discarded():
     features = kerastl.feature_extractor(fresh).predict(X, verbose=0)
     val_features = kerastl.feature_extractor(fresh).predict(XV, verbose=0)
     expected = fit_linear("multiclass", 3, features, Y, validation_features=val_features,
-                          validation_labels=YV)
+                          validation_labels=YV, seed=0)
     np.testing.assert_allclose(kernel, expected.kernel, atol=SOLVER_TOLERANCE)
     for a, b in zip(model.get_layer("backbone").get_weights(),
                     fresh.get_layer("backbone").get_weights()):
