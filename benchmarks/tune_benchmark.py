@@ -8,7 +8,7 @@ budget of `--epochs` fine-tuning epochs per setting):
   (``recipe="two_stage"``: its default head stage on cached features, then
   the top blocks for `--epochs` epochs; depth 0: ``"feature_extraction"``).
   This is what a user's loop does: each `fit` caches features for itself only;
-* ``kerastl.tune``: the default Hyperband with ``max_epochs=--epochs`` (one
+* ``kerastl.tune``: the default Hyperband with ``fine_tune_epochs=--epochs`` (one
   feature cache, shared head warm-ups, pruning), ``refit=False``;
 * ``random``: plain `keras_tuner.RandomSearch` with a hand-written Keras
   HyperModel (`keras.applications.MobileNetV2`, ``ceil(epochs / 2)`` head
@@ -103,12 +103,12 @@ def run_tune(train, val, num_classes, args, directory) -> dict:
     from kerastl.tuning import SearchSpace, tune
 
     space = SearchSpace(trainable_blocks=list(DEPTHS), learning_rate=list(LEARNING_RATES),
-                                backbone_learning_rate=None, dropout=None, recipe="two_stage")
+                        backbone_learning_rate=None, dropout=None, recipe="two_stage")
     start = time.perf_counter()
     result = tune(train, val, backbone="mobilenet_v2", num_classes=num_classes,
-                          search_space=space, max_epochs=args.epochs, seed=args.seed,
-                          directory=directory, project_name="tune", overwrite=True,
-                          verbose=0, refit=False, input_shape=args.image_size)
+                  search_space=space, fine_tune_epochs=args.epochs, seed=args.seed,
+                  directory=directory, project_name="tune", overwrite=True,
+                  verbose=0, refit=False)  # input_shape: taken from the data
     seconds = time.perf_counter() - start
     print(result.summary(), file=sys.stderr)
     rows = [dict(t["hyperparameters"], score=t["score"], seconds=t["seconds"],
@@ -254,7 +254,7 @@ def main(argv=None) -> int:
     parser.add_argument("--assets", default=os.environ.get("KERASTL_ASSETS"))
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--epochs", type=int, default=4,
-                        help="fine-tuning epochs of every setting (and Hyperband's max_epochs)")
+                        help="fine-tuning epochs of every setting (tune's fine_tune_epochs)")
     parser.add_argument("--random-trials", type=int, default=12)
     parser.add_argument("--no-stop-at-target", dest="stop_at_target", action="store_false")
     parser.add_argument("--methods", default="tune,grid,random")

@@ -39,6 +39,7 @@ _LAZY_NAMES = {
     "get_backbone_spec": "kerastl.backbones",
     "list_backbones": "kerastl.backbones",
     "register_backbone": "kerastl.backbones",
+    "unregister_backbone": "kerastl.backbones",
     "load": "kerastl.export",
     "predict_tflite": "kerastl.export",
     "TrainableSummary": "kerastl.freezing",
@@ -52,24 +53,24 @@ _LAZY_NAMES = {
     "SearchSpace": "kerastl.tuning",
     "TuneResult": "kerastl.tuning",
     "tune": "kerastl.tuning",
-    "ModelInfo": "kerastl.model",
     "build": "kerastl.model",
-    "feature_extractor": "kerastl.model",
-    "get_backbone": "kerastl.model",
-    "get_blocks": "kerastl.model",
-    "get_head": "kerastl.model",
-    "model_info": "kerastl.model",
+    "ModelInfo": "kerastl.accessors",
+    "feature_extractor": "kerastl.accessors",
+    "get_backbone": "kerastl.accessors",
+    "get_blocks": "kerastl.accessors",
+    "get_head": "kerastl.accessors",
+    "model_info": "kerastl.accessors",
     "Predictor": "kerastl.predictor",
     "load_predictor": "kerastl.predictor",
 }
 # Subpackages that are public attributes (``kerastl.data.from_directory``).
 _SUBMODULES = ("backbones", "data", "distribute", "export", "report", "training", "tuning",
-               "weights", "predictor", "layers", "freezing", "heads", "model")
+               "weights", "predictor", "layers", "freezing", "heads", "model", "accessors")
 # Imported as soon as Keras is: what registers kerastl's serializable objects.
 _REGISTERING_MODULES = ("kerastl.layers", "kerastl.training.optim")
 
 __all__ = sorted({*_LAZY_NAMES, "data", "distribute", "export", "report", "weights",
-                  "__version__"})
+                  "register_serializables", "__version__"})
 
 
 def register_serializables() -> None:

@@ -55,6 +55,42 @@ def test_every_public_name_resolves_to_its_module():
         kerastl.bulid  # noqa: B018
 
 
+def test_every_name_in_all_resolves_lazily_from_a_bare_import():
+    # A fresh process: nothing but `import kerastl` has run, so every name goes through the
+    # lazy `__getattr__` (or is a plain global, as `__version__` and `register_serializables`).
+    code = (
+        "import importlib, kerastl\n"
+        "lazy, subs = kerastl._LAZY_NAMES, kerastl._SUBMODULES\n"
+        "bad = []\n"
+        "for name in kerastl.__all__:\n"
+        "    if name not in lazy and name not in subs and name not in vars(kerastl):\n"
+        "        bad.append(name + ': neither lazy nor defined')\n"
+        "    try:\n"
+        "        value = getattr(kerastl, name)\n"
+        "    except Exception as e:\n"
+        "        bad.append(f'{name}: {type(e).__name__}: {e}')\n"
+        "        continue\n"
+        "    if name in lazy:\n"
+        "        module = importlib.import_module(lazy[name])\n"
+        "        public = getattr(module, '__all__', [name])\n"
+        "        if getattr(module, name) is not value or name not in public:\n"
+        "            bad.append(name + ': not the public name of ' + lazy[name])\n"
+        "for name in subs:\n"
+        "    if getattr(kerastl, name) is not importlib.import_module('kerastl.' + name):\n"
+        "        bad.append(name + ': not the submodule')\n"
+        "print(bad)\n")
+    assert _python(code).stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_registry_functions_are_all_top_level():
+    import kerastl.backbones
+
+    assert kerastl.unregister_backbone is kerastl.backbones.unregister_backbone
+    assert kerastl.register_backbone is kerastl.backbones.register_backbone
+    assert {"register_backbone", "unregister_backbone", "load_predictor",
+            "Predictor"} <= set(kerastl.__all__)
+
+
 def test_the_import_hook_is_gone_once_it_registered():
     import keras  # noqa: F401 (the test session has imported Keras)
 

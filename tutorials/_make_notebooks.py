@@ -247,10 +247,12 @@ TUNING = [
 How many of the backbone's top blocks to fine-tune, and at which learning rates, matter
 more than most other settings. `kerastl.tune` searches them with keras-tuner: every trial
 builds a model with `kerastl.build` and trains it with `kerastl.fit`'s recipe. All trials
-share one cache of backbone features; the head warm-up on those features is trained once
-per head learning rate and dropout and shared, so trials that keep the backbone frozen cost
-seconds. `max_epochs` counts only the fine-tuning epochs (the expensive ones), and a
-fine-tuning stage that falls clearly below its warm-up is stopped early (`prune=True`).""",
+share one cache of backbone features; the head stage on those features (by default fitted
+in closed form by `kerastl.fit`: a linear head, its L2 strength chosen by cross-validation)
+is run once per head learning rate and dropout and shared, so trials that keep the
+backbone frozen cost seconds. `fine_tune_epochs` counts only the fine-tuning epochs (the
+expensive ones), and a fine-tuning stage that falls clearly below its head stage is stopped
+early (`prune=True`).""",
     SETTINGS + '''\
 TRIALS = int(os.environ.get("KERASTL_TRIALS", "10"))
 DEPTHS = [d if d == "all" else int(d)
@@ -267,9 +269,9 @@ print(space.to_dict())''',
     '''\
 result = kerastl.tune(
     data.train, data.validation, backbone=BACKBONE, search_space=space,
-    algorithm="random", max_trials=TRIALS, max_epochs=FINE_TUNE_EPOCHS,
+    algorithm="random", max_trials=TRIALS, fine_tune_epochs=FINE_TUNE_EPOCHS,
     directory="runs/tuning_tutorial", overwrite=True, seed=0, verbose=0,
-    input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), weights=WEIGHTS, class_names=data.class_names)
+    build_kwargs={"weights": WEIGHTS, "class_names": data.class_names})  # input size: the data's
 print(result.summary())''',
     """md:`algorithm="random"` keeps this example simple; `"hyperband"` (the default) stops poor
 settings early and `"bayesian"` models the score. Which depth did best?""",
@@ -297,7 +299,8 @@ the search instead of starting over. From a shell the same search is:
 
 ```bash
 kerastl tune flowers/ --algorithm random --max-trials 10 --trainable-blocks 0,2,4,all \\
-    --learning-rate 1e-4:1e-2 --backbone-learning-rate 1e-5:1e-3 --dropout 0.0,0.2
+    --learning-rate 1e-4:1e-2 --backbone-learning-rate 1e-5:1e-3 --dropout 0.0,0.2 \\
+    --fine-tune-epochs 5
 ```""",
 ]
 

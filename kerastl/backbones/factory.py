@@ -77,9 +77,11 @@ def _weights_error(err, spec, weights, input_shape, kwargs):
         home = _keras_home()
         return OSError(
             f"Could not get the ImageNet weights of {spec.name!r}: they are not in the Keras "
-            f"cache and downloading failed (no network?). To run offline, either put the "
-            f"weights file in {os.path.join(str(home), 'models')} (set KERAS_HOME before "
-            f"importing keras to use another folder), or pass weights='/path/to/weights.h5'. "
+            f"cache and downloading failed (no network?). To run offline, run `kerastl "
+            f"weights add /path/to/<file>.h5` (or a folder of them; Python: "
+            f"`kerastl.weights.add`), which places it in {os.path.join(str(home), 'models')} "
+            f"under every name Keras asks for (set KERAS_HOME before importing keras to use "
+            f"another folder), or pass weights='/path/to/weights.h5' (CLI: --weights FILE). "
             f"Cause: {message.splitlines()[0] if message else type(err).__name__}")
     if weights not in (None, "imagenet"):
         return ValueError(

@@ -13,7 +13,7 @@ Example ``train.yaml``::
     backbone: mobilenet_v2
     image-size: 160
     epochs: 5
-    quantize: [int8, float16]
+    quantization: [int8, float16]
 
 ``kerastl train --config train.yaml --epochs 2`` trains 2 epochs.
 """

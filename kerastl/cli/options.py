@@ -87,7 +87,8 @@ def run_export_options(func):
 # Deprecated flag -> (its new name, the new flag's parameter name).
 RENAMED = {"--quantize": ("--quantization", "quantization"),
            "--calibration-data": ("--representative-data", "representative_data"),
-           "--recipes": ("--recipe", "recipe")}
+           "--recipes": ("--recipe", "recipe"),
+           "--max-epochs": ("--fine-tune-epochs", "fine_tune_epochs")}
 _DEPRECATED_SUFFIX = "_deprecated"
 
 

@@ -9,12 +9,13 @@ import click
 
 from kerastl.cli import options as opts
 from kerastl.cli.common import Output, import_kerastl, output_options, report_module
-from kerastl.cli.config import CommaList, JsonDict, config_option
+from kerastl.cli.config import CommaList, JsonDict, config_option, excerpt
 from kerastl.cli.loading import check_data_spec
 
 ALGORITHMS = ("hyperband", "bayesian", "random")
 TUNE_RECIPES = ("feature_extraction", "fine_tune", "two_stage", "progressive")
-_RANGE_KEYS = ("learning_rate", "backbone_learning_rate", "dropout", "layer_decay")
+_NUMBER_KEYS = ("learning_rate", "backbone_learning_rate", "dropout", "layer_decay")
+RANGE_KEY = "range"  # {"range": [low, high]}, as kerastl.SearchSpace.from_dict
 MODEL_FILE = "model.keras"
 
 
@@ -26,13 +27,29 @@ def _number(text: str, param, ctx, kind) -> float:
 
 
 class SpaceValue(click.ParamType):
-    """A searched number: ``LOW:HIGH`` (a range), ``A,B,C`` (choices) or one value (fixed)."""
+    """A searched number: ``LOW:HIGH`` (a range), ``A,B,C`` (choices) or one value (fixed).
+
+    In a config file or ``--search-space`` JSON a range is also
+    ``{"range": [low, high]}`` (as `kerastl.SearchSpace.from_dict`), and a
+    list is always a choice, whatever its length.
+    """
 
     name = "LOW:HIGH|A,B|X"
 
     def convert(self, value, param, ctx):
+        if isinstance(value, tuple) and len(value) == 2:  # already a range
+            return (_number(str(value[0]), param, ctx, self),
+                    _number(str(value[1]), param, ctx, self))
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, dict):
+            bounds = value.get(RANGE_KEY)
+            if set(value) != {RANGE_KEY} or not isinstance(bounds, (list, tuple)) \
+                    or len(bounds) != 2:
+                self.fail(f"{excerpt(value)} must be {{\"range\": [low, high]}} with two "
+                          "numbers.", param, ctx)
+            return (_number(str(bounds[0]), param, ctx, self),
+                    _number(str(bounds[1]), param, ctx, self))
         if isinstance(value, (list, tuple)):
             return [_number(str(v), param, ctx, self) for v in value]
         text = str(value).strip()
@@ -66,7 +83,11 @@ class DepthChoices(click.ParamType):
 
 
 def search_space(kerastl, backbone: str, params: dict):
-    """Builds the `kerastl.SearchSpace`: --search-space entries, then the flags on top."""
+    """Builds the `kerastl.SearchSpace`: --search-space entries, then the flags on top.
+
+    Numbers in --search-space take the forms of `SpaceValue`: a range is
+    ``{"range": [low, high]}`` or ``"LOW:HIGH"``, a list is a choice.
+    """
     space_cls = getattr(kerastl, "SearchSpace", None) or kerastl.tuning.SearchSpace
     allowed = [p for p in inspect.signature(space_cls.__init__).parameters if p != "self"]
     given = dict(params["search_space"] or {})
@@ -75,16 +96,23 @@ def search_space(kerastl, backbone: str, params: dict):
     if unknown:
         raise click.BadParameter(f"unknown key(s) {', '.join(map(repr, unknown))}; valid keys: "
                                  f"{', '.join(allowed)}.", param_hint="'--search-space'")
-    for key in _RANGE_KEYS:  # JSON has no tuples: two numbers are a range, as in from_dict.
-        if isinstance(given.get(key), list) and len(given[key]) == 2:
-            given[key] = tuple(given[key])
+    for key in _NUMBER_KEYS:  # {"range": [lo, hi]} or "LO:HI" is a range; a list is a choice
+        if given.get(key) is not None:
+            try:
+                given[key] = SpaceValue().convert(given[key], None, None)
+            except click.BadParameter as error:
+                raise click.BadParameter(f"{key!r}: {error.message}",
+                                         param_hint="'--search-space'") from None
     flags = {"trainable_blocks": params["trainable_blocks"],
              "learning_rate": params["learning_rate"],
              "backbone_learning_rate": params["backbone_learning_rate"],
              "dropout": params["dropout"], "recipe": params["recipe"]}
     given.update({k: (list(v) if k == "recipe" else v) for k, v in flags.items()
                   if v is not None})
-    return space_cls.default_for(backbone, **given)
+    try:
+        return space_cls.default_for(backbone, **given)
+    except (ValueError, TypeError) as error:
+        raise click.BadParameter(str(error), param_hint="'--search-space' or its flags") from None
 
 
 def _result_text(result, run, model_path, seconds: float) -> str:
@@ -110,13 +138,13 @@ def tune_run(params: dict, out: Output) -> dict:
         result = kerastl.tune(
             data.train, data.validation, backbone=backbone, num_classes=data.num_classes,
             search_space=space, algorithm=params["algorithm"], max_trials=params["max_trials"],
-            max_epochs=params["max_epochs"], objective=params["objective"],
+            fine_tune_epochs=params["fine_tune_epochs"], objective=params["objective"],
             directory=tuner_dir, project_name="search", strategy=strategy, seed=params["seed"],
             verbose=out.verbose, refit=params["refit"], prune=params["prune"],
-            input_shape=(size, size, 3),
-            weights=params["weights"], backbone_kwargs=params["backbone_kwargs"],
-            class_names=data.class_names,
-            augmentation="default" if params["augment"] else None)
+            build_kwargs={"input_shape": (size, size, 3), "weights": params["weights"],
+                          "backbone_kwargs": params["backbone_kwargs"],
+                          "class_names": data.class_names,
+                          "augmentation": "default" if params["augment"] else None})
     if result.best_model is None:
         raise RuntimeError("No trial completed:\n" + result.summary())
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -150,12 +178,13 @@ def tune_run(params: dict, out: Output) -> dict:
 @click.option("--max-trials", type=click.IntRange(min=1), default=None,
               help="Most trials to run [default: one Hyperband iteration, or 10]. "
                    "Example: --max-trials 8")
-@click.option("--max-epochs", type=click.IntRange(min=1), default=6, show_default=True,
+@click.option("--fine-tune-epochs", type=click.IntRange(min=1), default=6, show_default=True,
               help="Fine-tuning epochs of each trial (Hyperband: of its longest trials) and of "
-                   "the refit, after the shared head warm-up. Example: --max-epochs 4")
+                   "the refit, after the shared head stage. Example: --fine-tune-epochs 4")
+@opts.renamed_option("--max-epochs", type=click.IntRange(min=1))
 @click.option("--prune/--no-prune", default=True, show_default=True,
-              help="Stop a fine-tuning stage that scores more than 10%% worse than its head "
-                   "warm-up (50%% after its first epoch). Example: --no-prune")
+              help="Stop a fine-tuning stage that scores more than 10%% worse than the head "
+                   "stage it starts from (50%% after its first epoch). Example: --no-prune")
 @click.option("--objective", default="val_accuracy", show_default=True,
               help="Validation metric to optimize. Example: --objective val_loss")
 @click.option("--trainable-blocks", type=DepthChoices(), default=None,
@@ -176,15 +205,16 @@ def tune_run(params: dict, out: Output) -> dict:
                    "Example: --recipe two_stage,fine_tune")
 @opts.renamed_option("--recipes", type=CommaList(TUNE_RECIPES))
 @click.option("--search-space", type=JsonDict(), default=None,
-              help="The whole search space as JSON (keys of kerastl.SearchSpace; two numbers "
-                   "are a range); the flags above override its entries. "
-                   "Example: --search-space '{\"dropout\": [0.0, 0.3]}'")
+              help="The whole search space as JSON (keys of kerastl.SearchSpace; a range is "
+                   "{\"range\": [LOW, HIGH]} or \"LOW:HIGH\", a list is a choice); the flags "
+                   "above override its entries. "
+                   "Example: --search-space '{\"dropout\": {\"range\": [0.0, 0.3]}}'")
 @click.option("--tuner-dir", type=click.Path(file_okay=False), default=None,
               help="keras-tuner state; rerunning with the same folder resumes the search "
                    "[default: <output>/tuner]. Example: --tuner-dir tuning/flowers")
 @click.option("--refit/--no-refit", default=True, show_default=True,
-              help="Retrain the best setting for --max-epochs (or reload its trial weights). "
-                   "Example: --no-refit")
+              help="Retrain the best setting for --fine-tune-epochs (or reload its trial "
+                   "weights). Example: --no-refit")
 @opts.run_export_options
 @config_option(example="tune.yaml")
 @output_options
@@ -197,7 +227,7 @@ def tune_command(*, out: Output, **params):
 
     \b
     Examples:
-      kerastl tune flowers/ --max-trials 8 --max-epochs 6
+      kerastl tune flowers/ --max-trials 8 --fine-tune-epochs 6
       kerastl tune photos/ --trainable-blocks 0,4,all --learning-rate 1e-4:1e-2
       kerastl tune photos/ --algorithm random --max-trials 4 --export saved_models/photos
       kerastl tune --config tune.yaml

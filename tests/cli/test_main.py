@@ -69,6 +69,8 @@ def test_missing_data_exits_1_with_a_short_message(tmp_path):
      "--quantize is the deprecated name of --quantization"),
     (["tune", "x", "--recipes", "two_stage", "--recipe", "fine_tune"],
      "--recipes is the deprecated name of --recipe"),
+    (["tune", "x", "--max-epochs", "2", "--fine-tune-epochs", "3"],
+     "--max-epochs is the deprecated name of --fine-tune-epochs"),
     (["evaluate", "m.keras"], "needs MODEL and DATA"),
     (["predict", "m.keras"], "Missing argument 'IMAGES...'"),
 ])
@@ -107,26 +109,27 @@ def test_config_help_names_the_commands_own_file(name, example):
         assert "train.yaml" not in text
 
 
-@pytest.mark.parametrize("name,old,new", [("train", "--quantize", "--quantization"),
-                                          ("tune", "--quantize", "--quantization"),
-                                          ("tune", "--recipes", "--recipe"),
-                                          ("export", "--quantize", "--quantization"),
-                                          ("export", "--calibration-data",
-                                           "--representative-data")])
-def test_renamed_flags_keep_a_hidden_alias_that_feeds_the_new_name(name, old, new):
+@pytest.mark.parametrize("name,old,new,value,expected", [
+    ("train", "--quantize", "--quantization", "int8", ("int8",)),
+    ("tune", "--quantize", "--quantization", "int8", ("int8",)),
+    ("tune", "--recipes", "--recipe", "two_stage", ("two_stage",)),
+    ("tune", "--max-epochs", "--fine-tune-epochs", "3", 3),
+    ("export", "--quantize", "--quantization", "int8", ("int8",)),
+    ("export", "--calibration-data", "--representative-data", "int8", "int8")])
+def test_renamed_flags_keep_a_hidden_alias_that_feeds_the_new_name(name, old, new, value,
+                                                                   expected):
     from kerastl.cli.options import take_renamed
 
     text = CliRunner().invoke(main, [name, "--help"]).output
     assert new in text and f"{old} " not in text and f"{old}," not in text
     command = main.commands[name]
     param = next(p for p in command.params if old in p.opts)
-    ctx = command.make_context(name, [old, "two_stage" if old == "--recipes" else "int8"],
-                               resilient_parsing=True)
+    ctx = command.make_context(name, [old, value], resilient_parsing=True)
     with ctx:
         params = dict(ctx.params)
         take_renamed(params)
     assert param.name not in params
-    assert params[new.lstrip("-").replace("-", "_")] in (("int8",), ("two_stage",), "int8")
+    assert params[new.lstrip("-").replace("-", "_")] == expected
 
 
 def test_train_help_says_what_the_learning_rates_default_to():
@@ -134,3 +137,27 @@ def test_train_help_says_what_the_learning_rates_default_to():
     assert "a tenth of the head's]" not in text
     assert "two_stage and progressive: the fine-tuning stage's head rate" in text
     assert "fine_tune: a tenth of --learning-rate" in text
+
+
+def test_offline_imagenet_error_names_the_weights_add_command(split_folder, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, urllib.request, urllib.error\n"
+            "def no_net(*a, **k): raise urllib.error.URLError('Name or service not known')\n"
+            "urllib.request.urlretrieve = no_net\n"
+            "from kerastl.cli import main\n"
+            "sys.exit(main(sys.argv[1:], prog_name='kerastl'))\n")
+    home = tmp_path / "keras_home"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "train", str(split_folder), "--backbone", "resnet50",
+         "--image-size", "32", "--output", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "KERAS_HOME": str(home)})
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    text = " ".join(proc.stderr.split())
+    assert "Could not get the ImageNet weights of 'resnet50'" in text, text
+    assert "kerastl weights add /path/to/<file>.h5" in text
+    assert os.path.join(str(home), "models") in text and "--weights FILE" in text
+    assert "Traceback" not in proc.stderr

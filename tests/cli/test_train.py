@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import pytest
 from click.testing import CliRunner
@@ -11,7 +12,7 @@ from PIL import Image
 
 from kerastl.cli import main
 
-from .helpers import parse_json, run_kerastl
+from .helpers import TINY, parse_json, run_kerastl
 
 
 def test_train_writes_the_run_folder(trained):
@@ -75,3 +76,17 @@ def test_existing_run_folder_is_refused(trained, split_folder):
     out = CliRunner().invoke(main, ["train", str(split_folder), "--output",
                                     str(work / "runs" / "tiny"), "--weights", "none"])
     assert out.exit_code == 1 and "--overwrite" in out.stderr
+
+
+def test_a_normal_train_run_prints_no_future_warning(split_folder, tmp_path):
+    # As `python -W error::FutureWarning -m kerastl.cli train ...`: the CLI passes no
+    # deprecated kerastl keyword (a FutureWarning raises and the command fails).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        out = CliRunner().invoke(main, [
+            "train", str(split_folder), *TINY, "--recipe", "two_stage", "--epochs", "1",
+            "--fine-tune-epochs", "1", "--trainable-blocks", "1", "--batch-size", "8",
+            "--output", str(tmp_path / "run"), "--json", "--seed", "0"])
+    assert out.exit_code == 0, out.output
+    assert "FutureWarning" not in out.output and "deprecated" not in out.output
+    assert (tmp_path / "run" / "model.keras").is_file()
