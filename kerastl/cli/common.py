@@ -24,6 +24,8 @@ import warnings
 
 import click
 
+from kerastl._json import json_default
+
 
 MAX_ERROR_LINES = 12
 MAX_LINE_CHARS = 1000      # longest line the CLI prints (text modes)
@@ -39,26 +41,6 @@ EXIT_INTERRUPTED = 130
 # Exceptions whose message is written for users: shown without a hint to use --debug.
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError,
                 KeyError, PermissionError)
-
-
-def json_default(value):
-    """`json.dumps` fallback of the CLI's ``--json`` output.
-
-    Arrays and NumPy scalars become lists and numbers (``tolist``), report
-    objects their ``to_dict()``, sets and tuples lists, anything else its
-    ``str``.
-
-    Example:
-        >>> json.dumps({"a": numpy.float32(0.5)}, default=kerastl.cli.common.json_default)
-        '{"a": 0.5}'
-    """
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)
 
 
 def _escape(match: re.Match) -> str:

@@ -10,8 +10,8 @@ from kerastl.cli import options as opts
 from kerastl.cli.common import Output, import_kerastl, output_options, report_module
 from kerastl.cli.config import BlocksType, config_option
 from kerastl.cli.loading import check_data_spec
+from kerastl.training.recipes import RECIPES  # TensorFlow-free: the CLI stays lazy
 
-RECIPES = ("auto", "feature_extraction", "fine_tune", "two_stage", "progressive")
 MODEL_FILE = "model.keras"
 
 

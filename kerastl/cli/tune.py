@@ -11,9 +11,10 @@ from kerastl.cli import options as opts
 from kerastl.cli.common import Output, import_kerastl, output_options, report_module
 from kerastl.cli.config import CommaList, JsonDict, config_option, excerpt
 from kerastl.cli.loading import check_data_spec
+from kerastl.training.recipes import RECIPES  # TensorFlow-free: the CLI stays lazy
 
 ALGORITHMS = ("hyperband", "bayesian", "random")
-TUNE_RECIPES = ("feature_extraction", "fine_tune", "two_stage", "progressive")
+TUNE_RECIPES = tuple(r for r in RECIPES if r != "auto")  # tune searches concrete recipes
 _NUMBER_KEYS = ("learning_rate", "backbone_learning_rate", "dropout", "layer_decay")
 RANGE_KEY = "range"  # {"range": [low, high]}, as kerastl.SearchSpace.from_dict
 MODEL_FILE = "model.keras"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from kerastl._validation import check_float, check_int
+from kerastl._validation import check_bool, check_float, check_int
 
 
 def image_size_pair(value: Any, *, allow_none: bool = False) -> tuple[int, int] | None:
@@ -79,10 +79,8 @@ def seed_int(value: Any) -> int | None:
 
 
 def flag(name: str, value: Any) -> bool:
-    """Checks that a switch argument is a bool."""
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
-    return value
+    """Checks that a switch argument is a bool (`kerastl._validation.check_bool`)."""
+    return check_bool(name, value)
 
 
 def cache_option(value: Any) -> bool | str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from kerastl._validation import check_int, check_one_of
+from kerastl._validation import check_bool, check_int, check_one_of
 
 FORMATS = ("saved_model", "keras", "tflite")
 QUANTIZATIONS = ("float32", "dynamic", "float16", "int8")
@@ -129,8 +129,7 @@ def make_config(*, formats, quantization, representative_data, num_calibration_s
         quantization = (QUANTIZATIONS if representative_data is not None
                         else NO_CALIBRATION_QUANTIZATIONS)
     quantizations = _check_choices("quantization", quantization, QUANTIZATIONS)
-    if not isinstance(overwrite, bool):
-        raise TypeError(f"`overwrite` must be True or False. Received: overwrite={overwrite!r}")
+    check_bool("overwrite", overwrite)
     config = ExportConfig(
         formats=formats,
         quantizations=quantizations,

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import keras
 
+from kerastl._validation import check_bool
+
 KERAS_FILE = "model.keras"
 # Registered class name -> module whose import registers it (imported only when
 # a saved model uses it: importing tensorflow_hub takes seconds).
@@ -77,8 +79,14 @@ def resolve_keras_path(path) -> Path:
     if path.is_file():
         if path.suffix != ".keras":
             raise ValueError("`path` must be a .keras file, an exported version folder or an "
-                             f"export directory. Received: path={str(path)!r}")
+                             "export directory (`kerastl.load` returns a Keras model; "
+                             "kerastl.load_predictor(path) runs .tflite files and SavedModels). "
+                             f"Received: path={str(path)!r}")
         return path
+    if (path / "saved_model.pb").is_file():
+        raise ValueError("`kerastl.load` returns a Keras model and reads .keras files; this is "
+                         "a SavedModel: use kerastl.load_predictor(path) to run it. "
+                         f"Received: path={str(path)!r}")
     if not path.is_dir():
         raise FileNotFoundError(f"No such file or directory. Received: path={str(path)!r}")
     if (path / KERAS_FILE).is_file():
@@ -112,8 +120,7 @@ def load(path, *, compile: bool = True, safe_mode: bool = True,  # noqa: A002 (K
         >>> model.predict(images).argmax(axis=-1)
     """
     for name, value in (("compile", compile), ("safe_mode", safe_mode)):
-        if not isinstance(value, bool):
-            raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r}")
+        check_bool(name, value)
     if isinstance(trusted_hub_models, (str, os.PathLike)):
         trusted_hub_models = (trusted_hub_models,)
     keras_file = resolve_keras_path(path)

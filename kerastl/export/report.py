@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from kerastl._json import json_default
+
 _COLUMNS = (  # (field, header, format)
     ("name", "artifact", "{}"),
     ("size_bytes", "bytes", "{:,}"),
@@ -100,7 +102,7 @@ class ExportReport:
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """Returns the report as a JSON string."""
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False, default=json_default)
 
     def _rows(self) -> tuple[list, list]:
         keras_row = {"name": "keras (reference)", **self.keras}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerastl._json import json_default
 from kerastl.report import history as history_lib
 from kerastl.report import markdown, metrics as metrics_lib, plots
 
@@ -63,17 +64,6 @@ class RunReport:
             lines.append(f"  tuning: best {self.tuning['objective']} "
                          f"{self.tuning['best_score']} with {self.tuning['best_hyperparameters']}")
         return "\n".join(lines)
-
-
-def json_default(value):
-    """`json.dumps` fallback for arrays, report objects, sets and tuples."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    return str(value)
 
 
 def _write_json(path: Path, data) -> None:

@@ -14,12 +14,31 @@ Example:
     >>> report.best["val_accuracy"]
 """
 
-from kerastl.training.cache import DEFAULT_MEMORY_LIMIT, CachedData, FeatureCache
-from kerastl.training.callbacks import BestWeights
-from kerastl.training.fit import compile_for_evaluation, fit
-from kerastl.training.optim import ScaledAdamW, block_multipliers, warmup_cosine
-from kerastl.training.recipes import RECIPES, Stage, plan_stages, resolve_recipe
-from kerastl.training.report import FitReport, StageReport
+import importlib
+
+# Public name -> module. Loaded on first use (PEP 562), so that TensorFlow-free
+# parts (``kerastl.training.recipes``, which the CLI reads) import without it.
+_LAZY = {
+    "DEFAULT_MEMORY_LIMIT": "cache", "CachedData": "cache", "FeatureCache": "cache",
+    "BestWeights": "callbacks", "compile_for_evaluation": "fit", "fit": "fit",
+    "ScaledAdamW": "optim", "block_multipliers": "optim", "warmup_cosine": "optim",
+    "RECIPES": "recipes", "Stage": "recipes", "plan_stages": "recipes",
+    "resolve_recipe": "recipes", "FitReport": "report", "StageReport": "report",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kerastl.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"kerastl.training.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BestWeights", "CachedData", "DEFAULT_MEMORY_LIMIT", "FeatureCache", "FitReport", "RECIPES",

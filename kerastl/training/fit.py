@@ -25,8 +25,8 @@ from kerastl.training.stage import (AUGMENTATION_LAYER, Context, default_augment
                                     refit_linear_head, run_stage)
 
 
-def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto", refit=True,
-        epochs=None,
+def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto",
+        refit_head=True, epochs=None,
         fine_tune_epochs=None, learning_rate=None, backbone_learning_rate=None,
         layer_decay=None, trainable_blocks=None, batch_size=32, shuffle=True,
         cache_features=True, augment_passes=None, feature_cache=None,
@@ -39,15 +39,15 @@ def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto"
     Stages whose backbone is frozen train on cached features: the backbone
     runs once over the data, then the head is fitted on its pooled features,
     by default in closed form as an L2-regularised linear model whose strength
-    is chosen on the validation data (k-fold cross-validation on the training
-    data without it; `kerastl.training.linear_head`).
+    is chosen by k-fold cross-validation over the training and validation
+    data together (`kerastl.training.linear_head`).
     Stages that unfreeze the top blocks train on the cached output of the
     frozen bottom blocks, so each step runs only the top blocks. The model
     ends at the weights of its best validation epoch, compiled for its task
     with plain labels (``model.evaluate(data.validation)`` works). A later
     stage is kept only when it scores strictly better on the validation data
     than the stages before it; otherwise their weights are restored. Every
-    choice (strength, epoch, stage) uses the validation data only; the report
+    choice (strength, epoch, stage) uses training and validation data only; the report
     says what chose what (``FitReport.selected_on``, ``StageReport.selected_on``).
 
     Recipes (see `kerastl.training.recipes`): ``"feature_extraction"``,
@@ -72,7 +72,7 @@ def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto"
             `cache_features` and a head without hidden layers), ``"gradient"``
             (epochs of Adam with early stopping) or ``"auto"`` (``"linear"``
             where it applies).
-        refit: When the model ends at a linear head, refit it on training +
+        refit_head: When the model ends at a linear head, refit it on training +
             validation data at its chosen strength once every choice is made
             (the report keeps the validation metrics from before the refit;
             ``StageReport.refit_on`` records it). False: the head stays fitted
@@ -137,8 +137,8 @@ def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto"
                              f"mixed_precision={mixed_precision!r}")
         dtype_policy = mixed_precision
     opts = check_options(
-        recipe=recipe, head_solver=head_solver, refit=refit, epochs=epochs,
-        fine_tune_epochs=fine_tune_epochs,
+        recipe=recipe, head_solver=head_solver, refit_head=refit_head,
+        epochs=epochs, fine_tune_epochs=fine_tune_epochs,
         learning_rate=learning_rate, backbone_learning_rate=backbone_learning_rate,
         layer_decay=layer_decay, trainable_blocks=trainable_blocks, batch_size=batch_size,
         shuffle=shuffle, cache_features=cache_features, augment_passes=augment_passes,
@@ -309,7 +309,7 @@ def _run(ctx, stages, report):
         ctx.model.set_weights(best_weights)
     report.best, report.best_stage = dict(best or {}), best_stage
     kept = report.stages[best_stage] if best_stage is not None else None
-    if (ctx.options.refit and kept is not None and kept.solver == "linear"
+    if (ctx.options.refit_head and kept is not None and kept.solver == "linear"
             and ctx.validation is not None and not kept.refit_on):
         refit_linear_head(ctx, kept)
 

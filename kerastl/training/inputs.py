@@ -233,19 +233,16 @@ def check_labels(name: str, labels, *, task: str, num_outputs: int) -> None:
 
 
 def loss_and_metrics(task: str, num_outputs: int, *, label_smoothing: float):
-    """Returns ``(loss, metrics, monitor)`` for a task (monitor without ``"val_"``)."""
-    if task == "multiclass":
-        return (keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-                [keras.metrics.CategoricalAccuracy(name="accuracy")], "accuracy")
-    if task == "binary":
-        return (keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
-                [keras.metrics.BinaryAccuracy(name="accuracy")], "accuracy")
-    if task == "multilabel":
-        return (keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
-                [keras.metrics.BinaryAccuracy(name="accuracy"),
-                 keras.metrics.AUC(multi_label=True, num_labels=num_outputs, name="auc")],
-                "loss")
-    return keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError(name="mae")], "loss"
+    """Returns ``(loss, metrics, monitor)`` for training (one-hot labels; monitor without ``"val_"``).
+
+    The loss and metrics come from `kerastl.layers.task_loss` / `task_metrics`,
+    the one definition of task -> loss in kerastl.
+    """
+    from kerastl.layers import task_loss, task_metrics
+
+    loss = task_loss(task, one_hot=True, label_smoothing=label_smoothing)
+    metrics = task_metrics(task, one_hot=True, num_outputs=num_outputs)
+    return loss, metrics, "accuracy" if task in ("multiclass", "binary") else "loss"
 
 
 def class_weight_vector(class_weight, task: str, num_outputs: int, labels=None):

@@ -6,10 +6,11 @@ L2-regularised logistic regression (softmax for ``"multiclass"``, one sigmoid
 per output for ``"binary"`` and ``"multilabel"``) or ridge regression
 (``"regression"``). `fit_linear` solves it exactly (L-BFGS, or in closed form
 for ridge) for every strength of a grid and keeps the one with the lowest
-validation loss: on the validation features when there are any, else by
-k-fold cross-validation on the training features (folds keep every cached
-augmented view of an example together). The strength is thus chosen from
-the data, never from the training loss.
+held-out loss: by default k-fold cross-validation over the training and the
+validation examples together (folds keep every cached augmented view of an
+example together), or the loss on the validation features
+(``selection="validation"``). The strength is thus chosen from the data,
+never from the training loss.
 
 The objective is the mean (sample-weighted) loss plus
 ``l2 / 2 * ||kernel||**2``; the bias is not penalised. ``l2`` relates to

@@ -26,7 +26,7 @@ class FitOptions:
 
     recipe: str = "auto"
     head_solver: str = "auto"
-    refit: bool = True
+    refit_head: bool = True
     epochs: int | None = None
     fine_tune_epochs: int | None = None
     learning_rate: float | None = None
@@ -71,7 +71,7 @@ def check_options(**kw) -> FitOptions:
     if tb is not None and tb != "all":
         check_int("trainable_blocks", tb, minimum=0, extra=" or 'all'")
     check_int("batch_size", kw["batch_size"], minimum=1)
-    for name in ("shuffle", "cache_features", "bn_training", "refit"):
+    for name in ("shuffle", "cache_features", "bn_training", "refit_head"):
         check_bool(name, kw[name])
     augment = kw["augment_passes"]
     augment = 0 if augment is None else check_int("augment_passes", augment, minimum=0, maximum=16)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from kerastl._json import json_default
+
 
 @dataclasses.dataclass
 class StageReport:
@@ -135,7 +137,7 @@ class FitReport:
         return out
 
     def to_json(self, **kwargs) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
+        return json.dumps(self.to_dict(), **{"default": json_default, **kwargs})
 
     def __str__(self) -> str:
         metric = self.monitor

@@ -369,6 +369,10 @@ class TransferHyperModel(keras_tuner.HyperModel):
             kwargs["feature_cache"] = self.feature_cache
         if self.strategy is not None:
             kwargs["strategy"] = self.strategy
+        if recipe == FEATURE_EXTRACTION:
+            # The shared head must stay fitted on the training data alone: the
+            # validation data scores the trial's fine-tuning and pruning.
+            kwargs["refit_head"] = False
         return training.fit(model, train, validation_data, recipe=recipe, epochs=stage.epochs,
                             learning_rate=stage.learning_rate, seed=self.seed,
                             verbose=self.verbose, **kwargs)

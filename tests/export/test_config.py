@@ -65,5 +65,5 @@ def test_other_options_are_checked():
         _make(num_calibration_samples=0)
     with pytest.raises(ValueError, match="verbose"):
         _make(verbose=2)
-    with pytest.raises(TypeError, match="overwrite"):
+    with pytest.raises(ValueError, match="overwrite"):
         _make(overwrite="yes")

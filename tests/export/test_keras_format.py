@@ -44,5 +44,19 @@ def test_load_errors_are_clear(saved, tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match=r"\.keras file"):
         keras_format.load(tmp_path / "notes.txt")
-    with pytest.raises(TypeError, match="compile"):
+    with pytest.raises(ValueError, match="compile"):
         keras_format.load(root, compile="no")
+
+
+def test_load_points_tflite_and_saved_model_users_to_the_predictor(tmp_path):
+    from kerastl.export.keras_format import resolve_keras_path
+
+    tflite = tmp_path / "model.tflite"
+    tflite.write_bytes(b"TFL3")
+    with pytest.raises(ValueError, match="load_predictor"):
+        resolve_keras_path(tflite)
+    saved = tmp_path / "saved_model"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(ValueError, match="load_predictor"):
+        resolve_keras_path(saved)

@@ -142,7 +142,13 @@ def test_report_prints_as_a_table_and_serializes(exported):
     for name in ["keras (reference)", "saved_model", "model.keras", *TFLITE]:
         assert name in text
     assert "accuracy" in text and "agreement" in text and "ms/image" in text
-    assert json.loads(report.to_json()) == report.to_dict()
+    data = json.loads(report.to_json())
+    # Every artifact in the JSON names a file of the version folder with its real size.
+    for artifact in data["artifacts"]:
+        path = Path(data["path"]) / artifact["name"]
+        if path.is_file():
+            assert artifact["size_bytes"] == path.stat().st_size
+    assert {a["name"] for a in data["artifacts"]} >= set(TFLITE)
     with pytest.raises(KeyError, match="model_int4.tflite"):
         report.artifact("model_int4.tflite")
 

@@ -32,8 +32,13 @@ def test_table_has_one_row_per_artifact_and_only_filled_columns():
 
 
 def test_json_round_trip_and_lookup():
-    report = _report(accuracy=0.9)
+    import numpy as np
+
+    # numpy scalars (what verification computes) must come out as plain JSON numbers.
+    report = _report(accuracy=np.float32(0.9), latency_ms=np.float64(12.5))
     data = json.loads(report.to_json())
-    assert data == report.to_dict()
+    assert data["keras"] == {"accuracy": 0.8999999761581421, "latency_ms": 12.5}
+    assert [a["name"] for a in data["artifacts"]] == ["model_float32.tflite",
+                                                       "model_int8.tflite"]
     assert data["artifacts"][1]["size_ratio"] == 0.26
     assert report.artifact("model_int8.tflite").agreement == 0.98

@@ -227,7 +227,10 @@ def test_array_and_image_data_inputs_and_report():
     text = str(report)
     assert "head" in text and "val_accuracy" in text
     as_dict = json.loads(report.to_json())
-    assert as_dict["stages"][0]["epochs_run"] == 1 and "seconds" in as_dict["stages"][0]
+    stage = report.stages[0]
+    assert as_dict["stages"][0]["epochs_run"] == 1
+    assert as_dict["stages"][0]["seconds"] == stage.cache_seconds + stage.train_seconds > 0
+    assert as_dict["best"]["val_accuracy"] == report.best["val_accuracy"]
     no_val = fit(model, TRAIN.unbatch(), recipe="feature_extraction", epochs=1, verbose=0)
     assert no_val.monitor == "loss" and no_val.num_examples == 48
 

@@ -149,7 +149,7 @@ VAL, XV, YV = _data(24, 1, batch=12)
 
 def test_fit_head_is_the_linear_solution_and_says_what_chose_it():
     model = tiny_kerastl_model(3)
-    report = fit(model, TRAIN, VAL, recipe="feature_extraction", refit=False, seed=0, verbose=0)
+    report = fit(model, TRAIN, VAL, recipe="feature_extraction", refit_head=False, seed=0, verbose=0)
     head = report.stages[0]
     assert (head.solver, head.cached, head.selected_on) == (
         "linear", "features", "5-fold cross-validation on training + validation data")
@@ -186,7 +186,7 @@ def test_kept_head_is_refitted_on_training_and_validation_data():
     assert (got.argmax(1) == expected.argmax(1)).all()
     # The reported validation score is the one the choices were made with (before the refit).
     alone = tiny_kerastl_model(3)
-    before = fit(alone, TRAIN, VAL, recipe="feature_extraction", refit=False, seed=0, verbose=0)
+    before = fit(alone, TRAIN, VAL, recipe="feature_extraction", refit_head=False, seed=0, verbose=0)
     assert head.best == before.stages[0].best and before.stages[0].refit_on is None
 
 
@@ -208,7 +208,7 @@ def test_fine_tuning_worse_than_the_head_on_validation_is_discarded():
 
     model = tiny_kerastl_model(3)
     report = fit(model, TRAIN, VAL, recipe="two_stage", trainable_blocks=2, fine_tune_epochs=2,
-                 learning_rate=0.5, callbacks=[Wreck()], refit=False, seed=0, verbose=0)
+                 learning_rate=0.5, callbacks=[Wreck()], refit_head=False, seed=0, verbose=0)
     head, tune = report.stages
     assert tune.epochs_run >= 1 and report.best_stage == 0
     # The head's weights (and the untouched backbone) are back.
