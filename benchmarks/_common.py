@@ -25,3 +25,60 @@ def seed_keras_home(assets: Path) -> None:
     subprocess.run(["bash", str(Path(assets) / "seed_keras_home.sh"), home], check=True,
                    capture_output=True)
     os.environ["KERAS_HOME"] = home
+
+
+def tutorial_model(size: int, num_classes: int):
+    """The TensorFlow transfer-learning tutorial's model, compiled for its first stage.
+
+    RandomFlip + RandomRotation(0.2), MobileNetV2 ``preprocess_input``, the
+    frozen ImageNet MobileNetV2, global average pooling, Dropout(0.2) and a
+    Dense layer of logits (one unit for two classes), at Adam(1e-4).
+
+    Returns:
+        ``(model, base)``: the model and its MobileNetV2 (for `tutorial_unfreeze`).
+    """
+    import keras
+
+    augment = keras.Sequential([keras.layers.RandomFlip("horizontal"),
+                                keras.layers.RandomRotation(0.2)])
+    base = keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False,
+                                          weights="imagenet")
+    base.trainable = False
+    inputs = keras.Input((size, size, 3))
+    x = base(keras.applications.mobilenet_v2.preprocess_input(augment(inputs)), training=False)
+    x = keras.layers.Dropout(0.2)(keras.layers.GlobalAveragePooling2D()(x))
+    binary = num_classes == 2
+    model = keras.Model(inputs, keras.layers.Dense(1 if binary else num_classes)(x))
+    loss, metrics = _tutorial_loss(binary)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=loss, metrics=metrics)
+    return model, base
+
+
+def _tutorial_loss(binary: bool):
+    import keras
+
+    if binary:
+        return (keras.losses.BinaryCrossentropy(from_logits=True),
+                [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")])
+    return (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            [keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+
+
+def tutorial_unfreeze(model, base) -> None:
+    """The tutorial's second stage: ``base.layers[100:]`` trainable, RMSprop(1e-5).
+
+    The tutorial calls ``base(x, training=False)``; in a Keras 3 functional
+    model the outer training flag overrides that, so BatchNormalization layers
+    are set ``trainable=False`` (inference mode), which is what it means.
+    """
+    import keras
+
+    base.trainable = True
+    for layer in base.layers[:100]:
+        layer.trainable = False
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    binary = model.outputs[0].shape[-1] == 1
+    loss, metrics = _tutorial_loss(binary)
+    model.compile(optimizer=keras.optimizers.RMSprop(1e-5), loss=loss, metrics=metrics)

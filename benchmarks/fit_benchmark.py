@@ -41,7 +41,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import seed_keras_home
+from _common import seed_keras_home, tutorial_model, tutorial_unfreeze
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"cats_and_dogs_filtered": ("train", "validation"),
@@ -75,36 +75,12 @@ def run_baseline(dataset: str, size: int) -> dict:
     num_classes = len(train.class_names)
     n_train = sum(int(tf.shape(y)[0]) for _, y in train)
     train, val = train.prefetch(tf.data.AUTOTUNE), val.prefetch(tf.data.AUTOTUNE)
-    augment = keras.Sequential([keras.layers.RandomFlip("horizontal"),
-                                keras.layers.RandomRotation(0.2)])
-    base = keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False,
-                                          weights="imagenet")
-    base.trainable = False
-    inputs = keras.Input((size, size, 3))
-    x = keras.applications.mobilenet_v2.preprocess_input(augment(inputs))
-    x = base(x, training=False)
-    x = keras.layers.Dropout(0.2)(keras.layers.GlobalAveragePooling2D()(x))
-    binary = num_classes == 2
-    outputs = keras.layers.Dense(1 if binary else num_classes)(x)
-    model = keras.Model(inputs, outputs)
-    if binary:
-        loss = keras.losses.BinaryCrossentropy(from_logits=True)
-        metric = keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(keras.optimizers.Adam(1e-4), loss, metrics=[metric])
+    model, base = tutorial_model(size, num_classes)
     setup = time.perf_counter() - start
     t0 = time.perf_counter()
     frozen = model.fit(train, validation_data=val, epochs=10, verbose=0)
     frozen_seconds = time.perf_counter() - t0
-    base.trainable = True
-    for layer in base.layers[:100]:
-        layer.trainable = False
-    for layer in base.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-    model.compile(keras.optimizers.RMSprop(1e-5), loss, metrics=[metric])
+    tutorial_unfreeze(model, base)
     t0 = time.perf_counter()
     tuned = model.fit(train, validation_data=val, epochs=20, initial_epoch=10, verbose=0)
     tune_seconds = time.perf_counter() - t0

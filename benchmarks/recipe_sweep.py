@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import seed_keras_home
+from _common import seed_keras_home, tutorial_model, tutorial_unfreeze
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"cats_and_dogs_filtered": ("train", "validation"),
@@ -141,29 +141,13 @@ def _tutorial(x, y, tr, va, test_x, test_y, size, num_classes, seed):
     keras.utils.set_random_seed(seed)
     train = tf.data.Dataset.from_tensor_slices((x[tr].astype("float32"), y[tr]))
     train = train.shuffle(len(tr), seed=seed).batch(32).prefetch(tf.data.AUTOTUNE)
-    augment = keras.Sequential([keras.layers.RandomFlip("horizontal"),
-                                keras.layers.RandomRotation(0.2)])
-    base = keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False,
-                                          weights="imagenet")
-    base.trainable = False
-    inputs = keras.Input((size, size, 3))
-    h = base(keras.applications.mobilenet_v2.preprocess_input(augment(inputs)), training=False)
-    h = keras.layers.Dropout(0.2)(keras.layers.GlobalAveragePooling2D()(h))
-    outputs = keras.layers.Dense(num_classes)(h)
-    model = keras.Model(inputs, outputs)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(keras.optimizers.Adam(1e-4), loss)
+    model, base = tutorial_model(size, num_classes)
     model.fit(train, epochs=10, verbose=0)
-    base.trainable = True
-    for layer in base.layers[:100]:
-        layer.trainable = False
-    for layer in base.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-    model.compile(keras.optimizers.RMSprop(1e-5), loss)
+    tutorial_unfreeze(model, base)
     model.fit(train, epochs=20, initial_epoch=10, verbose=0)
-    logits = model.predict(test_x.astype("float32"), batch_size=64, verbose=0)
-    return {"test_accuracy": float((logits.argmax(axis=1) == test_y).mean())}
+    result = model.evaluate(test_x.astype("float32"), test_y, batch_size=64, verbose=0,
+                            return_dict=True)
+    return {"test_accuracy": float(result["accuracy"])}
 
 
 def _features(x, size, num_classes):

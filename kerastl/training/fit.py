@@ -7,7 +7,6 @@ import time
 import warnings
 
 import keras
-import tensorflow as tf
 
 from kerastl.distribute import resolve_strategy
 from kerastl.freezing import check_trainable_blocks

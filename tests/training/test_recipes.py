@@ -2,16 +2,16 @@
 
 import pytest
 
-from kerastl.training import recipes
 from kerastl.training.recipes import Stage, plan_stages, resolve_recipe
 
 
 def test_feature_extraction_is_one_head_stage():
     stages = plan_stages("feature_extraction", num_blocks=18, head_cached=True)
     assert [(s.name, s.trainable_blocks) for s in stages] == [("head", 0)]
-    assert stages[0].epochs == recipes.HEAD_EPOCHS_CACHED
+    # Gradient head epochs: more on cheap cached features than on images.
+    assert stages[0].epochs == 30
     uncached = plan_stages("feature_extraction", num_blocks=18, head_cached=False)
-    assert uncached[0].epochs == recipes.HEAD_EPOCHS_UNCACHED
+    assert uncached[0].epochs == 10
 
 
 def test_two_stage_unfreezes_top_blocks_at_lower_rate():
@@ -21,7 +21,8 @@ def test_two_stage_unfreezes_top_blocks_at_lower_rate():
     assert (head.name, head.trainable_blocks, head.epochs, head.learning_rate) == (
         "head", 0, 7, 2e-3)
     assert (tune.name, tune.trainable_blocks, tune.epochs) == ("fine_tune", 5, 3)
-    assert tune.learning_rate == pytest.approx(2e-3 * recipes.FINE_TUNE_LR_FACTOR)
+    # The fine-tuning stage restarts at the head's peak rate (documented in recipes.py).
+    assert tune.learning_rate == pytest.approx(2e-3)
     assert tune.warmup_epochs == 1.0
     # Short fine-tuning stages (a tuning trial's first rung) warm up for half their length.
     short = plan_stages("two_stage", num_blocks=18, head_cached=True, fine_tune_epochs=1)
@@ -31,9 +32,9 @@ def test_two_stage_unfreezes_top_blocks_at_lower_rate():
 def test_fine_tune_trains_blocks_from_the_start_with_discriminative_rates():
     (stage,) = plan_stages("fine_tune", num_blocks=18, head_cached=True, trainable_blocks="all")
     assert stage.trainable_blocks == 18
-    assert stage.learning_rate == recipes.HEAD_LEARNING_RATE
-    assert stage.backbone_learning_rate == pytest.approx(
-        recipes.HEAD_LEARNING_RATE * recipes.NEW_HEAD_BACKBONE_LR_FACTOR)
+    # A new head next to pretrained blocks: the blocks train 10x slower than the head.
+    assert stage.learning_rate == pytest.approx(1e-3)
+    assert stage.backbone_learning_rate == pytest.approx(1e-4)
 
 
 def test_progressive_grows_the_unfrozen_part():
