@@ -44,15 +44,16 @@ def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto"
     frozen bottom blocks, so each step runs only the top blocks. The model
     ends at the weights of its best validation epoch, compiled for its task
     with plain labels (``model.evaluate(data.validation)`` works). A later
-    stage is kept only when it scores strictly better on the validation data
-    than the stages before it; otherwise their weights are restored. Every
+    stage is kept only when it beats the stages before it on the validation
+    data by more than one example (accuracy; a strict improvement for loss
+    monitors); otherwise their weights are restored. Every
     choice (strength, epoch, stage) uses training and validation data only; the report
     says what chose what (``FitReport.selected_on``, ``StageReport.selected_on``).
 
     Recipes (see `kerastl.training.recipes`): ``"feature_extraction"``,
     ``"fine_tune"``, ``"two_stage"``, ``"progressive"``, and ``"auto"``: with
     validation data, the head and then a fine-tuning stage that is kept only
-    when it beats the head on validation (``"two_stage"``); without, the
+    when it beats the head on validation by more than one example (``"two_stage"``); without, the
     head alone, chosen by cross-validation (``"feature_extraction"``).
 
     Args:
@@ -296,9 +297,7 @@ def _run(ctx, stages, report):
         stage_report = run_stage(ctx, index, stage)
         report.stages.append(stage_report)
         report.num_examples = ctx.train.num_examples
-        # A later stage must beat the earlier ones strictly (no tie-break): a
-        # fine-tuning that only matches the head is not worth its risk.
-        if ctx.validation is None or is_better(stage_report.best, best, ctx.monitor):
+        if ctx.validation is None or _keeps(ctx, stage_report.best, best):
             best, best_stage, best_weights = stage_report.best, index, ctx.model.get_weights()
             if ctx.checkpoint is not None:
                 ctx.checkpoint.save_best(best_weights, best, index)
@@ -311,6 +310,24 @@ def _run(ctx, stages, report):
     if (ctx.options.refit_head and kept is not None and kept.solver == "linear"
             and ctx.validation is not None and not kept.refit_on):
         refit_linear_head(ctx, kept)
+
+
+def _keeps(ctx, logs, best) -> bool:
+    """Whether a stage's best metrics replace the earlier stages' (see `kerastl.fit`).
+
+    A later stage must beat the earlier ones by more than one validation
+    example on an accuracy: a single example is within the noise of the
+    choice (the stage's best epoch was itself picked on those examples), and
+    a fine-tuning that does not clearly beat the head is not worth its risk.
+    Loss monitors need a strict improvement (no tie-break).
+    """
+    if best is None or not is_better(logs, best, ctx.monitor):
+        return best is None and is_better(logs, None, ctx.monitor)
+    if not ctx.monitor.endswith("accuracy"):
+        return True
+    count = ctx.validation.num_examples or 0
+    margin = 1.0 / count if count else 0.0
+    return float(logs[ctx.monitor]) - float(best[ctx.monitor]) > margin * (1 + 1e-6)
 
 
 def _warm_cache(ctx, stages):

@@ -105,6 +105,8 @@ def _datasets(ctx: Context, cut):
         return train, val, ctx.train.num_examples, None
     cached_train, cached_val = ctx.cached(cut)
     ctx.train.num_examples = cached_train.num_examples
+    if cached_val is not None:
+        ctx.validation.num_examples = cached_val.num_examples
     train = cached_train.dataset(batch_size=ctx.train.batch_size, shuffle=opts.shuffle,
                                  seed=opts.seed).map(ctx.transform)
     val = None
@@ -173,7 +175,8 @@ def run_stage(ctx: Context, index: int, stage: Stage) -> StageReport:
                        select=selects)
     report.selected_on = "validation" if selects else "none: no validation data, last epoch"
     backup = backup_callback(ctx.checkpoint, index)
-    callbacks = [best] + ctx.callbacks + ([backup] if backup else [])
+    # User callbacks first: a metric a callback adds to the logs can be monitored.
+    callbacks = ctx.callbacks + [best] + ([backup] if backup else [])
     if opts.verbose:
         print(f"Stage {index + 1} {stage.name!r}: {depth}/{len(ctx.blocks)} blocks trainable, "
               f"{stage.epochs} epochs, lr {stage.learning_rate:g}"
@@ -206,6 +209,8 @@ def run_linear_head(ctx: Context, stage: Stage) -> StageReport:
     cache_seconds = time.perf_counter() - start + ctx.warm_seconds
     ctx.warm_seconds = 0.0
     ctx.train.num_examples = train.num_examples
+    if val is not None:
+        ctx.validation.num_examples = val.num_examples
     features, labels = np.asarray(train.arrays[0]), np.asarray(train.arrays[1])
     for name, cached in (("train", train), ("validation_data", val)):
         check_labels(name, None if cached is None else cached.arrays[1], task=ctx.task,

@@ -224,18 +224,20 @@ def test_fine_tuning_worse_than_the_head_on_validation_is_discarded():
         np.testing.assert_array_equal(a, b)
 
 
-def test_fine_tuning_that_ties_the_head_is_not_kept():
-    class Tie(keras.callbacks.Callback):
+@pytest.mark.parametrize("extra_correct, kept", [(0, False), (1, False), (2, True)])
+def test_fine_tuning_must_beat_the_head_by_more_than_one_validation_example(extra_correct,
+                                                                           kept):
+    class Score(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            logs["val_accuracy"] = float(head_accuracy)
+            logs["val_accuracy"] = float(head_accuracy) + extra_correct / len(YV)
 
     model = tiny_kerastl_model(3)
     first = fit(model, TRAIN, VAL, recipe="feature_extraction", seed=0, verbose=0)
     head_accuracy = first.best["val_accuracy"]
     model = tiny_kerastl_model(3)
     report = fit(model, TRAIN, VAL, recipe="two_stage", trainable_blocks=1, fine_tune_epochs=1,
-                 callbacks=[Tie()], seed=0, verbose=0)
-    assert report.best_stage == 0 and report.selected_on == "validation"
+                 callbacks=[Score()], seed=0, verbose=0)
+    assert report.best_stage == (1 if kept else 0) and report.selected_on == "validation"
 
 
 def test_gradient_head_without_validation_keeps_the_last_epoch():
