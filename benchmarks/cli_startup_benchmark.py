@@ -20,23 +20,17 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from kerastl.cli.common import kerastl_command
 
 COMMANDS = (("--help",), ("backbones",), ("backbones", "mobilenet_v2", "--json"))
 LOG_LINE = re.compile(r"^[IWEF]\d{4} |absl::|cpu_feature_guard|cudart_stub", re.MULTILINE)
 
 
-def kerastl_command() -> list[str]:
-    script = Path(sys.executable).with_name("kerastl")
-    if script.is_file():
-        return [str(script)]
-    found = shutil.which("kerastl")
-    return [found] if found else [sys.executable, "-m", "kerastl.cli"]
 
 
 def time_command(args, repeats: int) -> dict:

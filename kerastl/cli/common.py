@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+import shutil
 import sys
 import warnings
 
@@ -281,3 +282,18 @@ def handle_errors(out: Output):
 def comma_list(text: str) -> list[str]:
     """Splits ``"int8, float16"`` into ``["int8", "float16"]``."""
     return [part.strip() for part in str(text).split(",") if part.strip()]
+
+
+def kerastl_command() -> list[str]:
+    """The argv prefix that runs the installed ``kerastl`` command in a fresh process.
+
+    The console script next to this Python, else one on ``PATH``, else
+    ``python -m kerastl.cli`` (for tests and benchmarks that run the real entry point).
+    """
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("kerastl")
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("kerastl")
+    return [found] if found else [sys.executable, "-m", "kerastl.cli"]

@@ -24,9 +24,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
 import weakref
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -268,11 +271,6 @@ class _Progress:
     """Progress of a backbone pass: a Keras progress bar in a terminal, else one line."""
 
     def __init__(self, dataset, passes: int, name: str):
-        import sys
-        import time
-
-        import keras
-
         batches = int(dataset.cardinality())
         self.target = batches * passes if batches > 0 else None
         self.name, self.count, self.start = name, 0, time.perf_counter()
@@ -287,8 +285,6 @@ class _Progress:
             self.bar.update(self.count)
 
     def done(self):
-        import time
-
         if self.bar is None:
             print(f"Cached backbone outputs ({self.name}): {self.count} batches in "
                   f"{time.perf_counter() - self.start:.1f} s")

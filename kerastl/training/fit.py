@@ -321,8 +321,10 @@ def _keeps(ctx, logs, best) -> bool:
     a fine-tuning that does not clearly beat the head is not worth its risk.
     Loss monitors need a strict improvement (no tie-break).
     """
-    if best is None or not is_better(logs, best, ctx.monitor):
-        return best is None and is_better(logs, None, ctx.monitor)
+    if best is None:
+        return is_better(logs, None, ctx.monitor)
+    if not is_better(logs, best, ctx.monitor):
+        return False
     if not ctx.monitor.endswith("accuracy"):
         return True
     count = ctx.validation.num_examples or 0

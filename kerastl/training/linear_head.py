@@ -156,8 +156,7 @@ def _search(task, num_outputs, problems, grid):
     for l2 in sorted(grid, reverse=True):
         total = 0.0
         for i, (x, y, w, held_x, held_y) in enumerate(problems):
-            thetas[i] = (_solve_ridge(x, y, w, l2) if task == "regression"
-                         else _solve_logistic(task, x, y, w, l2, thetas[i]))
+            thetas[i] = _solve_theta(task, x, y, w, l2, thetas[i])
             solutions[i][l2] = thetas[i]
             kernel, bias = _unpack(thetas[i], x.shape[1], y.shape[1])
             total += evaluate_linear(task, kernel, bias, held_x, held_y,
@@ -199,7 +198,7 @@ def evaluate_linear(task, kernel, bias, features, labels, num_outputs, *, sample
     return out
 
 
-def _class_index(task, y):
+def class_index(task, y):
     """Integer class of every example for stratified folds, or None (no classes)."""
     if task not in ("multiclass", "binary"):
         return None
@@ -213,7 +212,7 @@ def _folds(task, y, seed):
     """Fold of every example (stratified by class when every class has 2+), and the count."""
     n = len(y)
     rng = np.random.default_rng(seed)
-    index = _class_index(task, y)
+    index = class_index(task, y)
     if index is not None:
         classes, counts = np.unique(index, return_counts=True)
         k = int(min(MAX_FOLDS, counts.min()))
@@ -325,11 +324,16 @@ def _fit(task, num_outputs, train_features, train_labels, validation_features,
     return LinearFit(kernel, bias, best, f"{count}-fold cross-validation on {where}", totals)
 
 
+def _solve_theta(task, x, y, w, l2, start):
+    """The flat ``[kernel, bias]`` solution at one strength (`start`: the warm start)."""
+    if task == "regression":
+        return _solve_ridge(x, y, w, l2)
+    return _solve_logistic(task, x, y, w, l2, start)
+
+
 def _solve(task, x, y, w, l2):
     d, k = x.shape[1], y.shape[1]
-    theta = (_solve_ridge(x, y, w, l2) if task == "regression"
-             else _solve_logistic(task, x, y, w, l2, np.zeros(d * k + k)))
-    kernel, bias = _unpack(theta, d, k)
+    kernel, bias = _unpack(_solve_theta(task, x, y, w, l2, np.zeros(d * k + k)), d, k)
     return kernel.astype("float32"), bias.astype("float32")
 
 
@@ -359,4 +363,5 @@ def _argmin(scores: dict) -> float:
     return max(l2 for l2, s in finite.items() if s == low)
 
 
-__all__ = ["L2_GRID", "LinearFit", "evaluate_linear", "fit_linear", "solve_linear"]
+__all__ = ["L2_GRID", "LinearFit", "class_index", "evaluate_linear", "fit_linear",
+           "solve_linear"]

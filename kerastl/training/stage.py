@@ -283,13 +283,7 @@ def _row_weights(ctx: Context, cached):
     weights = np.asarray(cached.arrays[2], "float64") if len(cached.arrays) > 2 else None
     if ctx.class_weights is None:
         return weights
-    labels = np.asarray(cached.arrays[1])
-    if ctx.task == "binary":
-        index = (labels.reshape(len(labels), -1)[:, 0] > 0.5).astype("int64")
-    elif labels.ndim == 2 and labels.shape[-1] > 1:
-        index = labels.argmax(axis=-1)
-    else:
-        index = labels.reshape(-1).astype("int64")
+    index = linear_head.class_index(ctx.task, np.asarray(cached.arrays[1]))
     cw = np.asarray(ctx.class_weights, "float64")[index]
     return cw if weights is None else weights.reshape(-1) * cw
 

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
+
+from kerastl.cli.common import kerastl_command
 
 # A backbone small and fast enough for a full train + export in seconds.
 TINY = ["--backbone", "mobilenet", "--backbone-kwargs", '{"alpha": 0.25}', "--image-size", "32",
         "--weights", "none"]
 
 
-def kerastl_command() -> list[str]:
-    """The installed ``kerastl`` console script, else ``python -m kerastl.cli``."""
-    script = Path(sys.executable).with_name("kerastl")
-    if script.is_file():
-        return [str(script)]
-    found = shutil.which("kerastl")
-    return [found] if found else [sys.executable, "-m", "kerastl.cli"]
 
 
 def run_kerastl(*args, cwd: Path, timeout: float = 400) -> subprocess.CompletedProcess:
