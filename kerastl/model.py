@@ -28,6 +28,7 @@ DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 AUGMENTATIONS = (None, "default")
 _CUSTOM_PREFIX = CUSTOM_PREFIX
 _HUB_PREFIX = HUB_PREFIX
+_KERASHUB_PREFIX = "kerashub:"
 
 
 @contextlib.contextmanager
@@ -160,6 +161,12 @@ def _resolve_backbone(backbone, *, input_shape, weights, backbone_kwargs):
         layer, spec = resolve_hub_backbone(backbone[len(_HUB_PREFIX):], input_shape=input_shape,
                                            backbone_kwargs=backbone_kwargs)
         return spec, layer, _input_shape(input_shape, spec)
+    if backbone.startswith(_KERASHUB_PREFIX):
+        from kerastl.backbones.kerashub import resolve_kerashub_backbone
+
+        return resolve_kerashub_backbone(backbone[len(_KERASHUB_PREFIX):],
+                                         input_shape=input_shape, weights=weights,
+                                         backbone_kwargs=backbone_kwargs)
     spec = get_backbone_spec(backbone)
     weights = check_weights(weights)
     shape = _input_shape(input_shape, spec)
