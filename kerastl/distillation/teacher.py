@@ -1,0 +1,128 @@
+"""The teacher's soft targets, computed once on the fixed views and cached.
+
+The teacher is frozen, and every view is fixed before training (see
+`kerastl.distillation.views`), so its outputs do not change between epochs:
+they are computed once per view (each teacher at its own input size, with
+its own preprocessing inside the model) and kept, like kerastl's feature
+cache keeps a frozen backbone's outputs. An ensemble's target is the
+average of its members' probabilities. Targets are stored as log
+probabilities, which `keras.distillation.LogitsDistillation` reads as
+logits (``softmax(log p / T)`` is ``p`` at temperature ``T``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import numpy as np
+
+from kerastl.accessors import model_info
+from kerastl.distillation.views import Images, view_dataset
+from kerastl.training.graph import fingerprint
+
+# Probabilities below this are clipped before the log (log(0) is -inf). They
+# carry no mass after a softmax at any temperature >= 1e-3.
+MIN_PROBABILITY = 1e-30
+
+
+def input_size(model) -> tuple[int, int]:
+    """``(height, width)`` a kerastl model takes."""
+    shape = model_info(model).input_shape
+    return int(shape[0]), int(shape[1])
+
+
+def teacher_key(teachers) -> str:
+    """A digest of the teachers' weights and input sizes (the cache key)."""
+    digest = hashlib.sha256()
+    for teacher in teachers:
+        digest.update(f"{input_size(teacher)}:{fingerprint(teacher.layers)}".encode())
+    return digest.hexdigest()
+
+
+def _boxes_key(boxes) -> str:
+    return hashlib.sha256(np.ascontiguousarray(boxes).data).hexdigest()
+
+
+def predict_targets(teachers, images: Images, boxes: np.ndarray, *, batch_size: int = 32,
+                    verbose: int = 0) -> np.ndarray:
+    """Returns the ensemble's log probabilities on every view: float32 ``(n, views, classes)``.
+
+    Args:
+        teachers: kerastl models with the same number of classes.
+        images: The images.
+        boxes: Their views (`kerastl.distillation.views.view_boxes`).
+        batch_size: Images per teacher call.
+        verbose: 1 prints one line per teacher.
+    """
+    n, views = boxes.shape[:2]
+    total = None
+    for teacher in teachers:
+        size = input_size(teacher)
+        start = time.perf_counter()
+        ds = view_dataset(images, boxes, size, batch_size=batch_size)
+        probs = np.asarray(teacher.predict(ds, verbose=0), "float64")
+        probs = probs.reshape(views, n, -1).transpose(1, 0, 2)
+        if verbose:
+            print(f"Teacher {teacher.name!r}: {n} images x {views} views at {size[0]}x{size[1]} "
+                  f"({time.perf_counter() - start:.1f} s)")
+        total = probs if total is None else total + probs
+    mean = total / len(teachers)
+    return np.log(np.maximum(mean, MIN_PROBABILITY)).astype("float32")
+
+
+class TeacherCache:
+    """Teacher outputs on fixed views, shared between `kerastl.distillation.distill` calls.
+
+    An entry is keyed on the teachers' weights, the images and the views, so
+    distilling the same teacher into students of other sizes (or with fewer
+    labels) on the same images runs the teacher once. With `directory`, the
+    entries are also written there as ``.npy`` files and read back by a
+    later process.
+
+    Args:
+        directory: Folder for the entries, or None (memory only).
+
+    Attributes:
+        computed: How many entries were computed (not read from memory or disk).
+
+    Example:
+        >>> cache = kerastl.distillation.TeacherCache()
+        >>> kerastl.distillation.distill(teacher, student_128, data, teacher_cache=cache)
+        >>> kerastl.distillation.distill(teacher, student_160, data, teacher_cache=cache)
+    """
+
+    def __init__(self, directory: str | None = None):
+        self.directory = directory
+        self._entries: dict[str, np.ndarray] = {}
+        self.computed = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, teachers, images: Images, boxes: np.ndarray, *, batch_size: int = 32,
+            verbose: int = 0) -> np.ndarray:
+        """Returns `predict_targets` for these teachers, images and views (cached)."""
+        key = hashlib.sha256(":".join(
+            [teacher_key(teachers), images.digest(), _boxes_key(boxes)]).encode()).hexdigest()
+        if key in self._entries:
+            return self._entries[key]
+        path = None if self.directory is None else os.path.join(self.directory,
+                                                                f"teacher_{key[:32]}.npy")
+        if path is not None and os.path.exists(path):
+            targets = np.load(path)
+        else:
+            targets = predict_targets(teachers, images, boxes, batch_size=batch_size,
+                                      verbose=verbose)
+            self.computed += 1
+            if path is not None:
+                os.makedirs(self.directory, exist_ok=True)
+                tmp = path + ".tmp.npy"
+                np.save(tmp, targets)
+                os.replace(tmp, path)
+        self._entries[key] = targets
+        return targets
+
+
+__all__ = ["MIN_PROBABILITY", "TeacherCache", "input_size", "predict_targets", "teacher_key"]
