@@ -26,6 +26,7 @@ from kerastl.export import inputs, keras_format, manifest, saved_model, staging,
 from kerastl.export import tflite_metadata, verify
 from kerastl.export.info import model_metadata
 from kerastl.export.report import ArtifactReport, ExportReport
+from kerastl.peft.core import merge
 
 _CONVERSION_DIR = ".conversion_saved_model"
 
@@ -170,7 +171,8 @@ def export(model, directory, *, formats=config_lib.FORMATS, quantization=None,
     `kerastl.export.staging`).
 
     Args:
-        model: A model built by `kerastl.build` (fixed input size).
+        model: A model built by `kerastl.build` (fixed input size). A LoRA
+            model (`kerastl.peft`) is exported merged (`kerastl.peft.merge`).
         directory: The export folder (created if missing).
         formats: Any of ``"saved_model"``, ``"keras"``, ``"tflite"``.
         quantization: TFLite quantizations: ``"float32"``, ``"dynamic"``
@@ -215,6 +217,7 @@ def export(model, directory, *, formats=config_lib.FORMATS, quantization=None,
         num_calibration_samples=num_calibration_samples, version=version,
         overwrite=overwrite, verbose=verbose)
     root = _check_directory(directory)
+    model = merge(model)  # LoRA folded into the kernels: plain layers in every format
     info = model_metadata(model, class_names=class_names)
     input_shape = tuple(info["input_shape"])
     calibration = None

@@ -24,7 +24,7 @@ from kerastl.training.stage import (AUGMENTATION_LAYER, Context, default_augment
                                     refit_linear_head, run_stage)
 
 
-def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto",
+def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_solver="auto",
         refit_head=True, epochs=None,
         fine_tune_epochs=None, learning_rate=None, backbone_learning_rate=None,
         layer_decay=None, trainable_blocks=None, batch_size=32, shuffle=True,
@@ -67,6 +67,10 @@ def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto"
             training data, and fine-tuning stages keep their last epoch).
         recipe: ``"auto"``, ``"feature_extraction"``, ``"fine_tune"``,
             ``"two_stage"`` or ``"progressive"``.
+        peft: None, or parameter-efficient fine-tuning: ``"lora"``, ``"bitfit"``,
+            ``"bn_affine"`` or a `kerastl.peft.PeftConfig` (rank, blocks). The model
+            gets `kerastl.peft.apply`, then the head and a stage training only the
+            PEFT variables and the head (``"auto"`` is ``"two_stage"`` here).
         head_solver: How head-only stages train: ``"linear"`` (closed form on
             cached features, strength chosen on held-out data; needs
             `cache_features` and a head without hidden layers), ``"gradient"``
@@ -155,14 +159,15 @@ def fit(model, train, validation_data=None, *, recipe="auto", head_solver="auto"
                          "cache_features=False with a feature_cache")
     train, validation_data, known = _unpack(train, validation_data)
     info = model_info(model)
+    peft_run = None if peft is None else _peft_prepare(model, peft, opts)
     strategy = resolve_strategy(strategy, model)
     started = time.perf_counter()
     if opts.seed is not None:
         keras.utils.set_random_seed(opts.seed)
     ctx, stages, report = _setup(model, info, train, validation_data, opts, feature_cache,
-                                 strategy, user_callbacks, class_weight, known)
+                                 strategy, user_callbacks, class_weight, known, peft_run)
     with _dtype_policy(model, opts.dtype_policy):
-        _run(ctx, stages, report)
+        _run(ctx, stages, report, run_stage if peft_run is None else peft_run.run)
     _compile_for_evaluation(model, info, strategy)
     report.seconds = time.perf_counter() - started
     report.backbone_batches = ctx.cache.backbone_batches if ctx.cache else 0
@@ -185,8 +190,14 @@ def _unpack(train, validation_data):
     return train, validation_data, known
 
 
+def _peft_prepare(model, peft, opts):
+    from kerastl.peft.training import prepare  # kerastl.peft builds on kerastl.training
+
+    return prepare(model, peft, opts)
+
+
 def _setup(model, info, train, validation_data, opts, feature_cache, strategy, callbacks,
-           class_weight, known_examples):
+           class_weight, known_examples, peft_run=None):
     blocks = get_blocks(model)
     spec = model_spec(model)
     if opts.trainable_blocks is not None:
@@ -201,8 +212,8 @@ def _setup(model, info, train, validation_data, opts, feature_cache, strategy, c
         check_inputs(data, name=name, input_shape=model.input_shape, task=info.task,
                      num_outputs=info.num_outputs)
     can_unfreeze = spec.source != "hub" and len(blocks) > 1
-    recipe = resolve_recipe(opts.recipe, has_validation=val_data is not None,
-                            can_unfreeze=can_unfreeze)
+    recipe = peft_run.recipe if peft_run is not None else resolve_recipe(
+        opts.recipe, has_validation=val_data is not None, can_unfreeze=can_unfreeze)
     if opts.head_solver == "linear" and (not opts.cache_features
                                          or get_head(model).hidden_units):
         raise ValueError("`head_solver='linear'` needs cache_features=True and a head without "
@@ -213,7 +224,9 @@ def _setup(model, info, train, validation_data, opts, feature_cache, strategy, c
                          epochs=opts.epochs, fine_tune_epochs=opts.fine_tune_epochs,
                          learning_rate=opts.learning_rate,
                          backbone_learning_rate=opts.backbone_learning_rate,
-                         layer_decay=opts.layer_decay, trainable_blocks=opts.trainable_blocks)
+                         layer_decay=opts.layer_decay, trainable_blocks=opts.trainable_blocks
+                         if peft_run is None else peft_run.depth)
+    stages = stages if peft_run is None else peft_run.stages(stages)
     cache = feature_cache
     if cache is None and opts.cache_features:
         cache = FeatureCache(memory_limit=opts.cache_memory_limit)
@@ -280,7 +293,7 @@ def _loss_scale(model, opts) -> bool:
     return policy == "mixed_float16"
 
 
-def _run(ctx, stages, report):
+def _run(ctx, stages, report, runner=run_stage):
     best, best_stage, best_weights = None, None, None
     if ctx.checkpoint is not None:
         saved = ctx.checkpoint.load_best()
@@ -294,7 +307,7 @@ def _run(ctx, stages, report):
             ctx.checkpoint.restore_stage(ctx.model, index)
             report.stages.append(done)
             continue
-        stage_report = run_stage(ctx, index, stage)
+        stage_report = runner(ctx, index, stage)
         report.stages.append(stage_report)
         report.num_examples = ctx.train.num_examples
         if ctx.validation is None or _keeps(ctx, stage_report.best, best):
