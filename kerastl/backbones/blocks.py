@@ -53,6 +53,10 @@ def resolve_blocks(spec: BackboneSpec, backbone) -> list[Block]:
         ['stem', 'block_1', 'block_2']
     """
     layers = list(getattr(backbone, "layers", []) or [])
+    if layers and spec.source == "kerashub":
+        from kerastl.backbones.kerashub import kerastl_blocks
+
+        return kerastl_blocks(spec, layers)
     if not layers:
         return [Block(spec.name if spec.source != "hub" else "hub", [backbone])]
     if not spec.block_pattern:
