@@ -13,6 +13,23 @@ from kerastl.cli.loading import check_data_spec
 from kerastl.training.recipes import RECIPES  # TensorFlow-free: the CLI stays lazy
 
 MODEL_FILE = "model.keras"
+ADAPTER_FILE = "adapter.peft.weights.h5"
+PEFT_METHODS = ("lora", "bitfit", "bn_affine")  # kerastl.peft.METHODS, TensorFlow-free here
+
+
+def _peft_setting(params: dict):
+    """The ``peft`` argument of `kerastl.fit` from the --peft flags (None without --peft)."""
+    lora = {"rank": params["lora_rank"], "alpha": params["lora_alpha"]}
+    if params["peft"] != "lora" and any(v is not None for v in lora.values()):
+        raise click.UsageError("--lora-rank and --lora-alpha need --peft lora.")
+    if params["peft"] is None:
+        if params["peft_blocks"] is not None:
+            raise click.UsageError("--peft-blocks needs --peft.")
+        return None
+    setting = {"method": params["peft"], "blocks": params["peft_blocks"] or "all"}
+    if params["peft"] == "lora":
+        setting.update({k: v for k, v in lora.items() if v is not None})
+    return setting
 
 
 def _summary_text(run, model_path, export_report, seconds: float) -> str:
@@ -39,6 +56,7 @@ def train_run(params: dict, out: Output) -> dict:
     """Runs one ``kerastl train`` with resolved flag values; returns the JSON result."""
     start = time.perf_counter()
     data_spec = check_data_spec(params["data"])
+    peft = _peft_setting(params)
     kerastl = import_kerastl(debug=out.debug)
     opts.check_backbone(kerastl, params["backbone"])
     run_dir = opts.run_folder(params["output"], data=data_spec, backbone=params["backbone"],
@@ -54,6 +72,7 @@ def train_run(params: dict, out: Output) -> dict:
     out.status(f"Training {params['backbone']} (recipe {params['recipe']}) ...")
     with out.working():
         fit_report = kerastl.fit(model, data.train, data.validation, recipe=params["recipe"],
+                                 peft=peft,
                                  epochs=params["epochs"],
                                  fine_tune_epochs=params["fine_tune_epochs"],
                                  learning_rate=params["learning_rate"],
@@ -65,6 +84,11 @@ def train_run(params: dict, out: Output) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     model_path = run_dir / MODEL_FILE
     model.save(model_path)
+    adapter = None
+    if peft is not None:
+        import kerastl.peft
+
+        adapter = str(kerastl.peft.save(model, run_dir / ADAPTER_FILE))
     export_report = None
     if params["export"]:
         export_report = opts.export_model(kerastl, model, params["export"],
@@ -77,7 +101,8 @@ def train_run(params: dict, out: Output) -> dict:
                               export_report=export_report, config=settings,
                               title=f"kerastl train: {data_spec} with {params['backbone']}")
     seconds = time.perf_counter() - start
-    result = {"run_dir": str(run_dir), "model": str(model_path), "report": str(run.file("report")),
+    result = {"run_dir": str(run_dir), "model": str(model_path), "adapter": adapter,
+              "report": str(run.file("report")),
               "metrics": {k: run.metrics[k] for k in ("accuracy", "macro_f1", "num_examples")
                           if run.metrics and k in run.metrics},
               "stages": run.stages, "fit": _fit_summary(fit_report),
@@ -113,6 +138,19 @@ def train_run(params: dict, out: Output) -> dict:
 @click.option("--trainable-blocks", type=BlocksType(), default=None,
               help="How many top backbone blocks to fine-tune, or all [default: the "
                    "recipe's]. Example: --trainable-blocks 4")
+@click.option("--peft", type=click.Choice(PEFT_METHODS), default=None,
+              help="Parameter-efficient fine-tuning after the head: lora (low-rank updates of "
+                   "the 1x1 convolution / dense kernels), bitfit (biases only) or bn_affine "
+                   "(BatchNorm scale and offset); the run folder gets an adapter-only file "
+                   f"{ADAPTER_FILE}. Example: --peft lora --lora-rank 8")
+@click.option("--lora-rank", type=click.IntRange(min=1), default=None,
+              help="LoRA rank (with --peft lora) [default: 8]. Example: --lora-rank 4")
+@click.option("--lora-alpha", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="LoRA scale numerator: updates are alpha/rank * A @ B [default: the rank]. "
+                   "Example: --lora-alpha 16")
+@click.option("--peft-blocks", type=BlocksType(), default=None,
+              help="Top backbone blocks --peft applies to, or all [default: all]. "
+                   "Example: --peft-blocks 4")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Dropout before the classifier [default: the head's]. Example: --dropout 0.2")
 @click.option("--class-weight", type=click.Choice(("balanced", "sqrt")), default=None,
@@ -138,6 +176,7 @@ def train_command(*, out: Output, **params):
       kerastl train flowers/ --export saved_models/flowers
       kerastl train photos/ --backbone efficientnet_b0 --image-size 224 --epochs 5
       kerastl train photos/ --recipe two_stage --trainable-blocks 4 --fine-tune-epochs 3
+      kerastl train photos/ --peft lora --lora-rank 8 --peft-blocks 4
       kerastl train --config train.yaml --epochs 2
     """
     train_run(opts.take_renamed(params, out), out)

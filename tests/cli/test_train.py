@@ -92,3 +92,28 @@ def test_a_normal_train_run_prints_no_future_warning(split_folder, tmp_path):
     assert out.exit_code == 0, out.output
     assert "FutureWarning" not in out.output and "deprecated" not in out.output
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_train_with_lora_writes_an_adapter_only_file(split_folder, tmp_path):
+    out = CliRunner().invoke(main, [
+        "train", str(split_folder), *TINY, "--peft", "lora", "--lora-rank", "2",
+        "--peft-blocks", "2", "--fine-tune-epochs", "1", "--batch-size", "8",
+        "--output", str(tmp_path / "run"), "--json", "--seed", "0"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert [s["name"] for s in result["fit"]["stages"]] == ["head", "lora"]
+    adapter = tmp_path / "run" / "adapter.peft.weights.h5"
+    assert result["adapter"] == str(adapter)
+    # The adapter: low-rank factors of two blocks and the head, a few percent of the model.
+    assert adapter.stat().st_size < 0.2 * (tmp_path / "run" / "model.keras").stat().st_size
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lora-rank", "4"], "--lora-rank and --lora-alpha need --peft lora"),
+    (["--peft", "bitfit", "--lora-alpha", "4"], "--lora-rank and --lora-alpha need --peft lora"),
+    (["--peft-blocks", "2"], "--peft-blocks needs --peft"),
+])
+def test_peft_flags_need_their_method(split_folder, tmp_path, flags, message):
+    out = CliRunner().invoke(main, ["train", str(split_folder), *TINY, *flags,
+                                    "--output", str(tmp_path / "run")])
+    assert out.exit_code == 2 and message in out.stderr
