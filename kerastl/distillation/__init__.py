@@ -21,9 +21,9 @@ Example:
 import importlib
 
 _LAZY = {
-    "DistillReport": "distill", "agreement": "distill", "distill": "distill",
+    "DistillReport": "core", "agreement": "core", "distill": "core",
     "MaskedCategoricalCrossentropy": "losses", "TeacherCache": "teacher",
-    "compare": "compare", "ComparisonRow": "compare",
+    "compare": "compare", "compare_table": "compare", "ComparisonRow": "compare",
 }
 
 
@@ -41,4 +41,4 @@ def __dir__():
 
 
 __all__ = ["ComparisonRow", "DistillReport", "MaskedCategoricalCrossentropy", "TeacherCache",
-           "agreement", "compare", "distill"]
+           "agreement", "compare", "compare_table", "distill"]

@@ -183,7 +183,7 @@ def run_stage(run: Run, index: int, stage) -> StageReport:
                   validation_data=None if val is None else distribute.prepare_dataset(
                       val, run.strategy, training=False),
                   epochs=stage.epochs, verbose=_keras_verbose(opts.verbose),
-                  callbacks=callbacks)
+                  callbacks=callbacks, shuffle=False)  # the dataset shuffles itself
     report.train_seconds = time.perf_counter() - start
     here = len(getattr(distiller.history, "epoch", []) or [])
     report.resumed = len(best.epochs) > here
