@@ -231,7 +231,8 @@ def _unresolved_error(handle: str, err: Exception) -> OSError:
               else "the default, as TFHUB_CACHE_DIR is unset")
     return OSError(
         f"Could not resolve the TF Hub handle {handle!r}: it is not in the TF Hub cache "
-        f"(looked for {module_dir}; cache directory {cache_dir} from {source}) and "
+        f"(looked for {module_dir} and {len(equivalent_handles(handle)) - 1} equivalent "
+        f"handle(s); cache directory {cache_dir} from {source}) and "
         f"downloading it failed ({type(err).__name__}: {err}). To use it offline, download "
         "it once where there is internet access, e.g. `TFHUB_CACHE_DIR=/path/to/cache "
         f"python -c \"import tensorflow_hub as hub; hub.resolve('{handle}')\"`, then set "
@@ -239,11 +240,102 @@ def _unresolved_error(handle: str, err: Exception) -> OSError:
         "its local directory as the handle.")
 
 
+def _version(handle: str) -> str | None:
+    path = urllib.parse.urlsplit(handle).path.strip("/")
+    long_form = _KAGGLE_LONG.match(path.lower())
+    if long_form:
+        return long_form.group(4)
+    last = path.split("/")[-1] if path else ""
+    return last if last.isdigit() else None
+
+
+def _spellings(handle: str) -> list[str]:
+    """The URL spellings of one handle and version (hosts, Kaggle's short and long form)."""
+    parts = urllib.parse.urlsplit(handle.strip())
+    host, path = parts.netloc.lower(), parts.path.strip("/")
+    if host in ("tfhub.dev", "hub.tensorflow.google.cn"):
+        return list(dict.fromkeys([handle.strip()] + [
+            f"https://{h}/{path}" for h in ("tfhub.dev", "hub.tensorflow.google.cn")]))
+    if host not in ("www.kaggle.com", "kaggle.com"):
+        return [handle.strip()]
+    long_form, seg = _KAGGLE_LONG.match(path), path.split("/")
+    forms = [path]
+    if long_form:
+        model, framework, variation, version = long_form.groups()
+        forms.append("/".join(p for p in (model, framework, variation, version) if p))
+    elif len(seg) >= 5 and seg[0] == "models":
+        forms.append("/".join(seg[:3]) + f"/frameworks/{seg[3]}/variations/{seg[4]}"
+                     + (f"/versions/{seg[5]}" if len(seg) > 5 else ""))
+    return list(dict.fromkeys([handle.strip()] + [
+        f"https://{h}/{form}" for form in forms for h in ("www.kaggle.com", "kaggle.com")]))
+
+
+def moved_to(handle: str) -> str | None:
+    """Returns the Kaggle Models handle a tfhub.dev handle moved to (from the table), or None.
+
+    Example:
+        >>> kerastl.backbones.hub_handles.moved_to(
+        ...     "https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5")
+        'https://www.kaggle.com/models/google/mobilenet-v2/TensorFlow2/100-224-feature-vector/2'
+    """
+    model = find_hub_model(handle)
+    if model is None or _version(handle) not in (None, _version(model.tfhub)):
+        return None
+    return model.kaggle
+
+
+def equivalent_handles(handle: str) -> list[str]:
+    """Returns every handle that names the same SavedModel as `handle`, `handle` first.
+
+    These are its spellings (``tfhub.dev`` / ``hub.tensorflow.google.cn``,
+    ``www.kaggle.com`` / ``kaggle.com``, Kaggle's short and long paths) and, for
+    a model of `KNOWN_HUB_MODELS` at the version the table names, its handle on
+    the other site (the tfhub.dev model and the Kaggle Models copy it moved to).
+    A handle without a version matches the table's version.
+
+    Example:
+        >>> kerastl.backbones.hub_handles.equivalent_handles(
+        ...     "https://www.kaggle.com/models/google/bit/TensorFlow2/m-r50x1/1")[-1]
+        'https://hub.tensorflow.google.cn/google/bit/m-r50x1/1'
+    """
+    handle = os.fspath(handle)
+    if not is_url(handle):
+        return [handle]
+    out = _spellings(handle)
+    model = find_hub_model(handle)
+    if model is not None:
+        site = handle_key(handle).split("/")[0]
+        versions = {_version(h) for h in (model.tfhub, model.kaggle)
+                    if handle_key(h).split("/")[0] == site}
+        if _version(handle) in versions | {None}:
+            for h in (model.kaggle, model.tfhub):
+                out += _spellings(h)
+    return list(dict.fromkeys(out))
+
+
+def cached_model_dir(handle: str) -> str | None:
+    """Returns the ``TFHUB_CACHE_DIR`` folder of `handle` or of an equivalent handle, or None.
+
+    `tensorflow_hub` caches a download under the SHA-1 of the exact handle
+    string, so a model downloaded as ``https://tfhub.dev/...`` is found here
+    when asked for by its Kaggle Models handle (and the reverse), offline.
+    """
+    for candidate in equivalent_handles(handle):
+        folder = _cache_location(candidate)[1]
+        if tf.io.gfile.exists(os.path.join(folder, "saved_model.pb")) or tf.io.gfile.exists(
+                os.path.join(folder, "tfhub_module.pb")):
+            return folder
+    return None
+
+
 def resolve_handle(handle) -> str:
     """Returns the local SavedModel directory of a TF Hub handle.
 
-    Uses `tensorflow_hub.resolve`, which downloads URL handles into the
-    ``TFHUB_CACHE_DIR`` cache (or a temporary default) unless already there.
+    A URL handle is first looked up in the ``TFHUB_CACHE_DIR`` cache under
+    every equivalent handle (`equivalent_handles`: its spellings, and the
+    tfhub.dev / Kaggle Models handle of the same model), so it works offline
+    when any of them was downloaded; otherwise `tensorflow_hub.resolve`
+    downloads it into the cache (or a temporary default).
 
     Args:
         handle: A ``https://tfhub.dev/...`` or ``https://www.kaggle.com/models/...``
@@ -262,8 +354,9 @@ def resolve_handle(handle) -> str:
         '/models/mobilenet_v2_feature_vector'
     """
     handle = os.fspath(handle)
+    path = cached_model_dir(handle) if is_url(handle) else None
     try:
-        path = hub.resolve(handle)
+        path = path or hub.resolve(handle)
     except (OSError, ValueError, tf.errors.OpError) as err:
         raise _unresolved_error(handle, err) from err
     if tf.io.gfile.exists(os.path.join(path, "tfhub_module.pb")):
