@@ -1,0 +1,279 @@
+"""Few-shot prototypes, class addition without forgetting, and on-device prototypes.
+
+Stages (``--stages``, default all; features are computed once and kept in ``--cache``):
+
+features  MobileNetV2 (ImageNet) at 224 px, pooled features of every image of
+          flowers_kaggle_227/{train,val} and cats_and_dogs_filtered/{train,validation}
+          through kerastl.fewshot's own path (kerastl.training.FeatureCache).
+          Also times kerastl.fewshot.build of a 5-way model from 25 flower images
+          (the backbone already loaded), and exports that model with
+          kerastl.fewshot.export (float32 + int8; 100 calibration images from the
+          train folder), checked on the 200 val images through LiteRT.
+episodes  N-way K-shot episodes (flowers 5-way, cats/dogs 2-way; 1/5/10 shots;
+          15 queries per class). Honest protocol: every choice (the probe's L2
+          strength, the Baseline++ steps) is made on 200 episodes drawn from the
+          *train* folder; the reported mean +- 95% CI is over 600 episodes drawn from
+          the separate val/validation folder. Methods: prototypes (cosine),
+          baseline++ (cosine classifier initialised at the prototypes, Adam on the
+          support set), logistic (L2 logistic-regression probe,
+          kerastl.training.linear_head.solve_linear), fit (kerastl.fit, recipe
+          "auto", no validation data: the closed-form head with its strength chosen by
+          cross-validation on the shots; fewer episodes, see --fit-episodes).
+extend    Flowers: a classifier of 3 classes (kerastl.fit on the train folder's images
+          of daisy/dandelion/rose), then the other 2 classes (sunflower, tulip) added
+          with kerastl.fewshot.extend (lwf, ewc, replay, naive). Epochs / strengths
+          chosen on a 20% validation split of the train folder (highest overall
+          accuracy there); old- and new-class accuracy on the val folder (test).
+          Joint retraining (kerastl.fit on all 5 classes) is the ceiling.
+
+fit and extend run on the cached features: the kerastl model they train has an
+identity "backbone" on 1x1x1280 inputs holding the MobileNetV2 features, which is
+what kerastl.fit / extend compute with a frozen backbone (they cache the same
+pooled features), without running MobileNetV2 again for every episode.
+
+Usage:
+  KERASTL_ASSETS=../shared/assets python benchmarks/fewshot_benchmark.py \
+      --cache /tmp/fewshot_features_224.npz --results benchmarks/results/fewshot.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import seed_keras_home
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = {"flowers": ("flowers_kaggle_227", "train", "val", 5),
+            "cats_dogs": ("cats_and_dogs_filtered", "train", "validation", 2)}
+L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+STEP_GRID = (10, 50, 200)
+
+
+def _assets() -> Path:
+    return Path(os.environ.get("KERASTL_ASSETS", REPO.parent / "shared" / "assets")).resolve()
+
+
+def _emit(record: dict, sink) -> None:
+    line = json.dumps(record)
+    print(line, flush=True)
+    if sink is not None:
+        sink.write(line + "\n")
+        sink.flush()
+
+
+def _load(folder: Path, size: int):
+    import kerastl
+
+    data = kerastl.data.from_directory(folder, image_size=size, shuffle=False, batch_size=64)
+    xs, ys = zip(*[(np.asarray(x), np.asarray(y)) for x, y in data.train])
+    return np.concatenate(xs), np.concatenate(ys), list(data.class_names)
+
+
+def stage_features(args, sink) -> dict:
+    import kerastl
+    import kerastl.fewshot as fs
+    from kerastl.fewshot._data import features
+
+    model = kerastl.build("mobilenet_v2", 2, input_shape=args.image_size)
+    arrays, images = {}, {}
+    for key, (name, train, test, _) in DATASETS.items():
+        for split, folder in (("train", train), ("test", test)):
+            start = time.perf_counter()
+            x, y, names = _load(_assets() / "datasets" / name / folder, args.image_size)
+            f = features("data", model, (x, y), width=1280)
+            arrays[f"{key}_{split}_x"], arrays[f"{key}_{split}_y"] = f.x, f.y
+            images[(key, split)] = (x, y, names)
+            _emit({"stage": "features", "dataset": key, "split": split, "images": len(x),
+                   "seconds": round(time.perf_counter() - start, 1)}, sink)
+    np.savez(args.cache, **arrays)
+    x, y, names = images[("flowers", "train")]
+    rng = np.random.default_rng(0)
+    support = np.concatenate([rng.choice(np.flatnonzero(y == c), 5, replace=False)
+                              for c in range(5)])
+    fs.build(model, (x[:10], y[:10] % 2))  # warm-up: traces the feature pass once
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        proto = fs.build(model, (x[support], y[support]), class_names=names)
+        times.append(time.perf_counter() - start)
+    _emit({"stage": "build_time", "images": 25, "ways": 5, "seconds_median":
+           round(float(np.median(times)), 2), "seconds": [round(t, 2) for t in times]}, sink)
+    tx, ty, _ = images[("flowers", "test")]
+    cal = np.concatenate([x[rng.choice(len(x), 100, replace=False)]])
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        report = fs.export(proto, tmp, quantization=("float32", "int8"),
+                           representative_data=cal, num_calibration_samples=100,
+                           support_data=(x[support], y[support]), eval_data=(tx, ty),
+                           verbose=0)
+        for a in report.artifacts:
+            _emit({"stage": "export", "artifact": a.name, "size_bytes": a.size_bytes,
+                   "agreement": a.agreement, "on_device_agreement": a.on_device_agreement,
+                   "accuracy": a.accuracy, "keras_accuracy": report.keras_accuracy,
+                   "check_images": report.num_check_images,
+                   "seconds": round(time.perf_counter() - start, 1)}, sink)
+    return arrays
+
+
+def _feature_model(num_classes: int, names=None):
+    """A kerastl model whose 'backbone' is the identity on 1x1x1280 cached features."""
+    import keras
+
+    import kerastl
+
+    inputs = keras.Input((1, 1, 1280))
+    identity = keras.Model(inputs, keras.layers.Identity()(inputs), name="identity")
+    return kerastl.build(identity, num_classes, class_names=names)
+
+
+def _as_images(f):
+    return np.asarray(f, "float32")[:, None, None, :]
+
+
+def _fit_episodes(x, y, ways, shots, episodes, seed):
+    """kerastl.fit (recipe auto, no validation data) on the shots of each episode."""
+    import kerastl
+    from kerastl.fewshot.episodes import _eligible, sample_episode
+
+    classes = _eligible(y, shots, 15, ways)
+    by_class = {c: np.flatnonzero(y == c) for c in classes}
+    rng = np.random.default_rng(seed)
+    acc = []
+    for _ in range(episodes):
+        s, sy, q, qy = sample_episode(rng, by_class, classes, ways=ways, shots=shots,
+                                      queries=15)
+        model = _feature_model(ways)
+        try:
+            kerastl.fit(model, (_as_images(x[s]), sy), verbose=0)
+        except ValueError as err:  # e.g. too few shots for cross-validation
+            return None, str(err).splitlines()[0][:200]
+        pred = model.predict(_as_images(x[q]), verbose=0).argmax(axis=1)
+        acc.append(float(np.mean(pred == qy)))
+    return acc, None
+
+
+def stage_episodes(args, arrays, sink) -> None:
+    from kerastl.fewshot.episodes import mean_ci, run_episodes
+
+    for key, (_, _, _, ways) in DATASETS.items():
+        tr_x, tr_y = arrays[f"{key}_train_x"], arrays[f"{key}_train_y"]
+        te_x, te_y = arrays[f"{key}_test_x"], arrays[f"{key}_test_y"]
+        for shots in args.shots:
+            common = {"ways": ways, "shots": shots, "queries": 15}
+            choice = {"prototypes": {}}
+            scores = {l2: run_episodes(tr_x, tr_y, episodes=args.choice_episodes, seed=1,
+                                       method="logistic", l2=l2, **common).mean
+                      for l2 in L2_GRID}
+            choice["logistic"] = {"l2": max(scores, key=scores.get)}
+            scores = {n: run_episodes(tr_x, tr_y, episodes=args.choice_episodes, seed=1,
+                                      method="baseline++", fine_tune_steps=n, **common).mean
+                      for n in STEP_GRID}
+            choice["baseline++"] = {"fine_tune_steps": max(scores, key=scores.get)}
+            for method, chosen in choice.items():
+                start = time.perf_counter()
+                r = run_episodes(te_x, te_y, episodes=args.episodes, seed=args.seed,
+                                 method=method, **chosen, **common)
+                _emit({"stage": "episodes", "dataset": key, "ways": ways, "shots": shots,
+                       "method": method, "chosen_on_train_episodes": chosen,
+                       "episodes": r.episodes, "mean": r.mean, "ci95": r.ci95,
+                       "seconds": round(time.perf_counter() - start, 1)}, sink)
+            if args.fit_episodes:
+                start = time.perf_counter()
+                acc, error = _fit_episodes(te_x, te_y, ways, shots, args.fit_episodes,
+                                           args.seed)
+                record = {"stage": "episodes", "dataset": key, "ways": ways, "shots": shots,
+                          "method": "fit", "episodes": args.fit_episodes,
+                          "seconds": round(time.perf_counter() - start, 1)}
+                if acc is None:
+                    record["error"] = error
+                else:
+                    record["mean"], record["ci95"], _ = mean_ci(acc)
+                _emit(record, sink)
+
+
+def _accuracy(model, x, y, k):
+    pred = model.predict(_as_images(x), verbose=0).argmax(axis=1)
+    old, new = y < k, y >= k
+    return {"old_accuracy": float(np.mean(pred[old] == y[old])),
+            "new_accuracy": float(np.mean(pred[new] == y[new])) if new.any() else None,
+            "accuracy": float(np.mean(pred == y))}
+
+
+EXTEND_GRID = {"naive": [{}], "lwf": [{"distillation": d} for d in (1.0, 10.0)],
+               "ewc": [{"ewc_strength": s} for s in (1e2, 1e4)],
+               "replay": [{"replay_per_class": n} for n in (5, 20)]}
+
+
+def stage_extend(args, arrays, sink) -> None:
+    import kerastl
+    import kerastl.fewshot as fs
+
+    x, y = arrays["flowers_train_x"], arrays["flowers_train_y"]
+    tx, ty = arrays["flowers_test_x"], arrays["flowers_test_y"]
+    rng = np.random.default_rng(args.seed)
+    val = np.zeros(len(y), bool)
+    for c in range(5):
+        rows = rng.permutation(np.flatnonzero(y == c))
+        val[rows[: len(rows) // 5]] = True
+    k = 3
+    sets = {"old_tr": (~val) & (y < k), "new_tr": (~val) & (y >= k)}
+    joint = _feature_model(5)
+    kerastl.fit(joint, (_as_images(x[~val]), y[~val]), verbose=0)
+    _emit({"stage": "extend", "method": "joint", **_accuracy(joint, tx, ty, k)}, sink)
+    base = _feature_model(k, names=["daisy", "dandelion", "rose"])
+    kerastl.fit(base, (_as_images(x[sets["old_tr"]]), y[sets["old_tr"]]), verbose=0)
+    _emit({"stage": "extend", "method": "old_model (3 classes)",
+           **_accuracy(base, tx[ty < k], ty[ty < k], k)}, sink)
+    new = (_as_images(x[sets["new_tr"]]), y[sets["new_tr"]] - k)
+    old = (_as_images(x[sets["old_tr"]]), y[sets["old_tr"]])
+    for method, grid in EXTEND_GRID.items():
+        best = None
+        for epochs in (10, 30):
+            for extra in grid:
+                r = fs.extend(base, new, old_data=old, method=method, epochs=epochs,
+                              learning_rate=1e-3, class_names=["sunflower", "tulip"],
+                              eval_data=(_as_images(x[val]), y[val]), **extra)
+                if best is None or r.accuracy > best[0]:
+                    best = (r.accuracy, epochs, extra, r.model)
+        _, epochs, extra, model = best
+        _emit({"stage": "extend", "method": method, "chosen_on_validation":
+               {"epochs": epochs, **extra}, **_accuracy(model, tx, ty, k)}, sink)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stages", default="features,episodes,extend")
+    parser.add_argument("--cache", default="/tmp/fewshot_features_224.npz")
+    parser.add_argument("--results", default=None)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--shots", default="1,5,10")
+    parser.add_argument("--episodes", type=int, default=600)
+    parser.add_argument("--choice-episodes", type=int, default=200)
+    parser.add_argument("--fit-episodes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.shots = [int(s) for s in args.shots.split(",")]
+    stages = args.stages.split(",")
+    seed_keras_home(_assets())
+    sink = open(args.results, "a", encoding="utf-8") if args.results else None
+    if "features" in stages or not Path(args.cache).is_file():
+        arrays = stage_features(args, sink)
+    else:
+        arrays = dict(np.load(args.cache))
+    if "episodes" in stages:
+        stage_episodes(args, arrays, sink)
+    if "extend" in stages:
+        stage_extend(args, arrays, sink)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

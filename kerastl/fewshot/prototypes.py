@@ -1,0 +1,146 @@
+"""Prototype arithmetic on pooled features (NumPy): class means, refinement, Baseline++.
+
+* `class_prototypes`: one prototype per class, the mean of its support
+  features (cosine: the normalised mean of the normalised features, so
+  every shot weighs the same; Euclidean: the plain mean).
+* `refine_prototypes`: transductive refinement (soft k-means, Ren et al.
+  2018): unlabelled features join each prototype weighted by their softmax
+  assignment to it.
+* `fit_cosine_classifier`: Baseline++ (Chen et al. 2019): the prototypes
+  as the initial weights of a cosine classifier, trained on the support
+  features by full-batch Adam on the softmax cross-entropy.
+* `predict_proba`: the head's probabilities, computed by the same function
+  as the Keras layer (`kerastl.fewshot.layers.prototype_scores`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+from kerastl._validation import check_float, check_int
+from kerastl.fewshot.layers import prototype_scores
+
+_EPSILON = 1e-12
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    """Returns the rows of `x` scaled to unit L2 norm (zero rows stay zero)."""
+    x = np.asarray(x, "float32")
+    return x / np.sqrt(np.maximum((x * x).sum(axis=-1, keepdims=True), _EPSILON))
+
+
+def class_prototypes(x, y, num_classes: int, *, metric: str = "cosine") -> np.ndarray:
+    """Returns the ``(num_classes, D)`` prototypes of features `x` with labels `y`.
+
+    Example:
+        >>> kerastl.fewshot.prototypes.class_prototypes(x, y, 5).shape
+        (5, 1280)
+    """
+    x = normalize(x) if metric == "cosine" else np.asarray(x, "float32")
+    y = np.asarray(y, "int64")
+    sums = np.zeros((num_classes, x.shape[1]), "float64")
+    np.add.at(sums, y, x)
+    counts = np.bincount(y, minlength=num_classes)[:, None]
+    means = (sums / np.maximum(counts, 1)).astype("float32")
+    return normalize(means) if metric == "cosine" else means
+
+
+def predict_proba(x, prototypes, *, metric: str, scale: float) -> np.ndarray:
+    """Returns the ``(N, K)`` softmax probabilities of features `x` against `prototypes`."""
+    logits = prototype_scores(ops.convert_to_tensor(np.asarray(x, "float32")),
+                              ops.convert_to_tensor(np.asarray(prototypes, "float32")),
+                              metric=metric, scale=scale)
+    return ops.convert_to_numpy(ops.softmax(logits, axis=-1))
+
+
+def refine_prototypes(prototypes, support_x, support_y, unlabelled_x, *, metric: str,
+                      scale: float, steps: int = 1) -> np.ndarray:
+    """Refines prototypes with unlabelled features (soft k-means, transductive).
+
+    Each step assigns every unlabelled feature to the classes by the head's
+    softmax, then recomputes each prototype as the weighted mean of its
+    support features (weight 1) and the unlabelled ones (their assignment).
+
+    Args:
+        prototypes: ``(K, D)`` prototypes of the support set.
+        support_x: ``(n, D)`` support features; `support_y` their labels.
+        support_y: ``(n,)`` class indices.
+        unlabelled_x: ``(m, D)`` unlabelled features (e.g. the queries).
+        metric: ``"cosine"`` or ``"euclidean"``.
+        scale: The head's score scale.
+        steps: Refinement steps.
+
+    Returns:
+        The refined ``(K, D)`` prototypes.
+    """
+    steps = check_int("refine_steps", steps, minimum=0)
+    k = len(prototypes)
+    prep = normalize if metric == "cosine" else (lambda a: np.asarray(a, "float32"))
+    sx, ux = prep(support_x), prep(unlabelled_x)
+    onehot = np.eye(k, dtype="float32")[np.asarray(support_y, "int64")]
+    for _ in range(steps):
+        weights = predict_proba(ux, prototypes, metric=metric, scale=scale)
+        total = onehot.T @ sx + weights.T @ ux
+        mass = onehot.sum(axis=0) + weights.sum(axis=0)
+        prototypes = total / np.maximum(mass, _EPSILON)[:, None]
+        if metric == "cosine":
+            prototypes = normalize(prototypes)
+    return np.asarray(prototypes, "float32")
+
+
+def _cosine_gradient(w, xn, onehot, scale):
+    """Loss and gradient of the mean softmax cross-entropy of a cosine classifier."""
+    norms = np.sqrt(np.maximum((w * w).sum(axis=1, keepdims=True), _EPSILON))
+    wn = w / norms
+    z = scale * xn @ wn.T
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    loss = -float(np.mean(np.log(np.maximum((p * onehot).sum(axis=1), _EPSILON))))
+    g_wn = scale * ((p - onehot) / len(xn)).T @ xn
+    g_w = (g_wn - (g_wn * wn).sum(axis=1, keepdims=True) * wn) / norms
+    return loss, g_w
+
+
+def fit_cosine_classifier(x, y, prototypes, *, scale: float, steps: int = 100,
+                          learning_rate: float = 0.01) -> np.ndarray:
+    """Baseline++: trains a cosine classifier initialised at `prototypes` on `x`, `y`.
+
+    Full-batch Adam on the mean softmax cross-entropy of ``scale * cos(x, w_k)``;
+    the returned weights are normalised (they are the new prototypes).
+
+    Args:
+        x: ``(n, D)`` support features.
+        y: ``(n,)`` class indices.
+        prototypes: ``(K, D)`` initial weights.
+        scale: The cosine scale.
+        steps: Adam steps.
+        learning_rate: Adam's step size.
+
+    Returns:
+        ``(K, D)`` float32 normalised weights.
+
+    Example:
+        >>> w = kerastl.fewshot.prototypes.fit_cosine_classifier(x, y, p, scale=10.0)
+    """
+    steps = check_int("fine_tune_steps", steps, minimum=0)
+    rate = check_float("learning_rate", learning_rate, minimum=0.0, min_inclusive=False)
+    from threadpoolctl import threadpool_limits
+
+    w = np.asarray(prototypes, "float64").copy()
+    xn = normalize(x).astype("float64")
+    onehot = np.eye(len(w))[np.asarray(y, "int64")]
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    beta1, beta2 = 0.9, 0.999
+    with threadpool_limits(limits=1, user_api="blas"):
+        for t in range(1, steps + 1):
+            _, grad = _cosine_gradient(w, xn, onehot, scale)
+            m = beta1 * m + (1 - beta1) * grad
+            v = beta2 * v + (1 - beta2) * grad * grad
+            w -= rate * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + 1e-8)
+    return normalize(w)
+
+
+__all__ = ["class_prototypes", "fit_cosine_classifier", "normalize", "predict_proba",
+           "refine_prototypes"]
