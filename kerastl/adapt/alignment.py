@@ -1,0 +1,190 @@
+"""Feature alignment: CORAL in closed form, and Deep CORAL, MMD (DAN) and DANN.
+
+* `coral` (Sun, Feng & Saenko 2016): the source features are whitened with
+  their own covariance and re-coloured with the target's,
+  ``x' = (x - mu_s) C_s^-1/2 C_t^1/2 + mu_t``; the linear head is then fitted
+  on them in closed form (`kerastl.training.linear_head`, strength chosen by
+  cross-validation over the transformed source training + validation
+  features) and applied to the target features unchanged: the model stays a
+  plain kerastl model.
+* `deep_coral`, `mmd`, `dann`: the head and the top blocks train on the
+  source labels plus an alignment term (`kerastl.adapt.deep`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerastl._validation import check_float
+from kerastl.accessors import get_head
+from kerastl.adapt import features as feats
+from kerastl.adapt.data import as_source, as_target
+from kerastl.adapt.deep import DeepOptions, train_aligned
+from kerastl.training import linear_head
+
+
+def _sqrtm(matrix, power: float) -> np.ndarray:
+    values, vectors = np.linalg.eigh(matrix)
+    values = np.maximum(values, values.max() * 1e-12)
+    return (vectors * values ** power) @ vectors.T
+
+
+def _regularised_covariance(x, regularization: float) -> np.ndarray:
+    cov = np.cov(x, rowvar=False)
+    return cov + regularization * max(float(np.mean(np.diag(cov))), 1e-12) * np.eye(x.shape[1])
+
+
+def coral_transform(source_features, target_features, *, regularization: float = 1.0):
+    """Returns ``f(x)``: source features whitened by the source and coloured by the target.
+
+    Each covariance gets ``regularization`` times its mean variance added to
+    its diagonal (the identity of the original CORAL, made scale-free), which
+    also keeps a covariance of fewer images than dimensions invertible.
+
+    Args:
+        source_features: ``(n, d)`` source features.
+        target_features: ``(m, d)`` target features.
+        regularization: Ridge added to both covariances, relative to their mean variance.
+
+    Returns:
+        A function mapping ``(k, d)`` source features to target-like features.
+
+    Example:
+        >>> f = kerastl.adapt.alignment.coral_transform(source, target)
+        >>> np.cov(f(source), rowvar=False)  # close to the target's covariance
+    """
+    from threadpoolctl import threadpool_limits
+
+    regularization = check_float("regularization", regularization, minimum=0.0,
+                                 min_inclusive=False)
+    xs = np.asarray(source_features, "float64")
+    xt = np.asarray(target_features, "float64")
+    if len(xs) < 2 or len(xt) < 2:
+        raise ValueError("CORAL needs at least 2 source and 2 target images. Received: "
+                         f"{len(xs)} source and {len(xt)} target images")
+    with threadpool_limits(limits=1, user_api="blas"):
+        whiten = _sqrtm(_regularised_covariance(xs, regularization), -0.5)
+        colour = _sqrtm(_regularised_covariance(xt, regularization), 0.5)
+        matrix = whiten @ colour
+    mu_s, mu_t = xs.mean(axis=0), xt.mean(axis=0)
+
+    def transform(x):
+        return ((np.asarray(x, "float64") - mu_s) @ matrix + mu_t).astype("float32")
+
+    return transform
+
+
+def coral(model, source, target, *, source_validation=None, regularization: float = 1.0,
+          feature_cache=None, seed=None) -> dict:
+    """CORAL in closed form: the linear head fitted on source features coloured like the target.
+
+    Args:
+        model: A kerastl classifier with a head without hidden layers (the
+            backbone's weights are not changed).
+        source: Labelled source training data.
+        target: Unlabelled target images.
+        source_validation: Labelled source validation data (it joins the
+            cross-validation that chooses the head's strength).
+        regularization: See `coral_transform`.
+        feature_cache: A `kerastl.training.FeatureCache` to share.
+        seed: Seed of the cross-validation folds.
+
+    Returns:
+        ``{"l2": ..., "selection": ...}``.
+
+    Example:
+        >>> kerastl.adapt.coral(model, data.train, "phone_photos/")
+    """
+    task = feats.check_classifier(model)
+    head = get_head(model)
+    if head.hidden_units:
+        raise ValueError("CORAL fits the head in closed form and needs a head without hidden "
+                         f"layers. Received: hidden_units={head.hidden_units}; use "
+                         "method='deep_coral'")
+    cache = feats.check_cache(feature_cache)
+    target = as_target(target, input_shape=model.input_shape)
+    source = as_source("source", source, model=model)
+    validation = as_source("source_validation", source_validation, model=model)
+    xs, ys = feats.cached(cache, model, source)
+    xt, _ = feats.cached(cache, model, target)
+    transform = coral_transform(xs, xt, regularization=regularization)
+    vx, vy = (None, None) if validation is None else feats.cached(cache, model, validation)
+    fit = linear_head.fit_linear(task, head.num_outputs, transform(xs), ys,
+                                 validation_features=None if vx is None else transform(vx),
+                                 validation_labels=vy, seed=seed)
+    head.output_layer.set_weights([fit.kernel, fit.bias])
+    return {"l2": fit.l2, "selection": fit.selection}
+
+
+def _deep(alignment, model, source, target, *, trainable_blocks, epochs, learning_rate,
+          weight, batch_size, feature_cache, seed) -> dict:
+    options = DeepOptions(alignment, trainable_blocks=trainable_blocks, epochs=epochs,
+                          learning_rate=learning_rate, weight=weight, batch_size=batch_size,
+                          seed=seed)
+    return train_aligned(model, as_source("source", source, model=model),
+                         as_target(target, input_shape=model.input_shape), options,
+                         feature_cache=feature_cache)
+
+
+def deep_coral(model, source, target, *, trainable_blocks: int = 2, epochs: int = 10,
+               learning_rate: float = 1e-4, weight: float = 1.0, batch_size: int = 32,
+               feature_cache=None, seed=None) -> dict:
+    """Deep CORAL (Sun & Saenko 2016): source loss + `kerastl.adapt.coral_loss` on the features.
+
+    Args:
+        model: A kerastl classifier trained on the source data.
+        source: Labelled source training data.
+        target: Unlabelled target images.
+        trainable_blocks: Top backbone blocks trained with the head (0: the
+            head alone, aligning its predictions).
+        epochs: Passes over the source data.
+        learning_rate: Adam's learning rate.
+        weight: Alignment weight, relative to the classification loss on the first batch.
+        batch_size: Source and target examples per step.
+        feature_cache: A `kerastl.training.FeatureCache` to share.
+        seed: Shuffling seed.
+
+    Returns:
+        ``{"history": {...}, "aligned_on": ..., "scale": ..., "trainable_blocks": ...}``.
+
+    Example:
+        >>> kerastl.adapt.deep_coral(model, data.train, "phone_photos/", trainable_blocks=2)
+    """
+    return _deep("coral", model, source, target, trainable_blocks=trainable_blocks,
+                 epochs=epochs, learning_rate=learning_rate, weight=weight,
+                 batch_size=batch_size, feature_cache=feature_cache, seed=seed)
+
+
+def mmd(model, source, target, *, trainable_blocks: int = 2, epochs: int = 10,
+        learning_rate: float = 1e-4, weight: float = 1.0, batch_size: int = 32,
+        feature_cache=None, seed=None) -> dict:
+    """DAN (Long et al. 2015): source loss + multi-kernel `kerastl.adapt.mmd_loss` on the features.
+
+    Arguments as `deep_coral`.
+
+    Example:
+        >>> kerastl.adapt.mmd(model, data.train, "phone_photos/")
+    """
+    return _deep("mmd", model, source, target, trainable_blocks=trainable_blocks,
+                 epochs=epochs, learning_rate=learning_rate, weight=weight,
+                 batch_size=batch_size, feature_cache=feature_cache, seed=seed)
+
+
+def dann(model, source, target, *, trainable_blocks: int = 2, epochs: int = 10,
+         learning_rate: float = 1e-4, weight: float = 1.0, batch_size: int = 32,
+         feature_cache=None, seed=None) -> dict:
+    """DANN (Ganin et al. 2016): a domain classifier behind a `kerastl.adapt.GradientReversal`.
+
+    The reversal's factor follows ``2 / (1 + exp(-10 p)) - 1`` over the run;
+    `weight` multiplies the domain loss. The domain classifier (two hidden
+    layers of 256) is discarded afterwards. Other arguments as `deep_coral`.
+
+    Example:
+        >>> kerastl.adapt.dann(model, data.train, "phone_photos/")
+    """
+    return _deep("dann", model, source, target, trainable_blocks=trainable_blocks,
+                 epochs=epochs, learning_rate=learning_rate, weight=weight,
+                 batch_size=batch_size, feature_cache=feature_cache, seed=seed)
+
+
+__all__ = ["coral", "coral_transform", "dann", "deep_coral", "mmd"]

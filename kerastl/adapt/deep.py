@@ -1,0 +1,214 @@
+"""The training loop of the deep alignment methods (Deep CORAL, MMD/DAN, DANN).
+
+The head and the top `trainable_blocks` blocks train on the source labels
+plus an alignment term between source and target features, on cached
+activations of the frozen blocks below (`kerastl.training.FeatureCache`), so
+an epoch costs what a cached fine-tuning epoch of `kerastl.fit` costs.
+BatchNormalization layers stay frozen (inference mode), as in `kerastl.fit`.
+
+The aligned features are the pooled backbone output the head sees (with
+``trainable_blocks=0``: the head's predictions, as Deep CORAL aligns the
+last layer). CORAL and MMD terms are scaled so that, on the first batch,
+they equal the classification loss, times `weight`: their raw size depends
+on the feature width and scale, and no target label exists to tune it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerastl._validation import check_float, check_int
+from kerastl.accessors import get_backbone, get_blocks, get_head
+from kerastl.adapt import features as feats
+from kerastl.adapt.layers import GradientReversal, dann_schedule
+from kerastl.adapt.losses import coral_loss, mmd_loss
+from kerastl.freezing import apply_trainable_blocks
+from kerastl.layers import task_loss
+from kerastl.training import graph
+
+ALIGNMENTS = ("coral", "mmd", "dann")
+
+
+@dataclasses.dataclass
+class DeepOptions:
+    """Settings of one deep alignment run (checked by `check`)."""
+
+    alignment: str
+    trainable_blocks: int = 2
+    epochs: int = 10
+    learning_rate: float = 1e-4
+    weight: float = 1.0
+    batch_size: int = 32
+    label_smoothing: float = 0.1
+    seed: int | None = None
+
+    def check(self, num_blocks: int) -> DeepOptions:
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"`alignment` must be one of {ALIGNMENTS}. "
+                             f"Received: alignment={self.alignment!r}")
+        check_int("trainable_blocks", self.trainable_blocks, minimum=0,
+                  maximum=num_blocks - 1)
+        check_int("epochs", self.epochs, minimum=1)
+        check_float("learning_rate", self.learning_rate, minimum=0.0, min_inclusive=False)
+        check_float("weight", self.weight, minimum=0.0)
+        check_int("batch_size", self.batch_size, minimum=2)
+        check_float("label_smoothing", self.label_smoothing, minimum=0.0, maximum=1.0,
+                    max_inclusive=False)
+        return self
+
+
+def _feature_model(model, cut):
+    if cut.pooled:
+        return None
+    return graph.segment(model, cut, graph.pooled_cut(model))
+
+
+def _domain_classifier(width: int, scale_layer) -> keras.Model:
+    inputs = keras.Input((width,))
+    x = keras.layers.Dense(256, activation="relu")(scale_layer(inputs))
+    x = keras.layers.Dense(256, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(1)(x), name="domain_classifier")
+
+
+class _Loop:
+    """Source classification + alignment on cached activations."""
+
+    def __init__(self, model, options: DeepOptions, cut):
+        self.model, self.opts, self.cut = model, options, cut
+        self.task = feats.check_classifier(model)
+        self.head = get_head(model)
+        self.features = _feature_model(model, cut)
+        self.ce = task_loss(self.task, one_hot=True, label_smoothing=options.label_smoothing)
+        self.grl, self.domain = None, None
+        if options.alignment == "dann":
+            self.grl = GradientReversal(0.0)
+            aligned = (self.head.num_outputs if cut.pooled
+                       else int(self.head.input.shape[-1]))
+            self.domain = _domain_classifier(aligned, self.grl)
+        self.variables = self._variables()
+        self.optimizer = keras.optimizers.Adam(options.learning_rate)
+        self.optimizer.build(self.variables)
+        self.scale = tf.Variable(1.0, trainable=False)
+        self.step = tf.function(self._step)
+
+    def _variables(self) -> list:
+        out = list(self.head.trainable_weights)
+        if self.features is not None:
+            out = list(self.features.trainable_weights) + out
+        if self.domain is not None:
+            out += list(self.domain.trainable_weights)
+        seen, unique = set(), []
+        for v in out:
+            if id(v) not in seen:
+                seen.add(id(v))
+                unique.append(v)
+        return unique
+
+    def _outputs(self, x):
+        pooled = x if self.features is None else self.features(x, training=True)
+        probs = self.head.classify(pooled, training=True)
+        return (probs if self.features is None else pooled), probs
+
+    def _align(self, a_s, a_t):
+        kind = self.opts.alignment
+        if kind == "coral":
+            return coral_loss(a_s, a_t)
+        if kind == "mmd":
+            return mmd_loss(a_s, a_t)
+        logits = self.domain(tf.concat([a_s, a_t], axis=0), training=True)
+        labels = tf.concat([tf.zeros((tf.shape(a_s)[0], 1)), tf.ones((tf.shape(a_t)[0], 1))], 0)
+        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits))
+
+    def losses(self, xs, ys, xt):
+        a_s, probs = self._outputs(xs)
+        a_t, _ = self._outputs(xt)
+        return self.ce(ys, probs), self._align(a_s, a_t)
+
+    def _step(self, xs, ys, xt):
+        with tf.GradientTape() as tape:
+            ce, align = self.losses(xs, ys, xt)
+            loss = ce + self.scale * align
+        grads = tape.gradient(loss, [v.value for v in self.variables])
+        self.optimizer.apply(grads, self.variables)
+        return ce, align
+
+
+def _one_hot(task, labels, num_outputs):
+    y = np.asarray(labels).reshape(-1)
+    if task == "binary":
+        return y.astype("float32").reshape(-1, 1)
+    return np.eye(num_outputs, dtype="float32")[y.astype("int64")]
+
+
+def train_aligned(model, source, target, options: DeepOptions, *, feature_cache=None) -> dict:
+    """Trains `model`'s head and top blocks with an alignment term (see the module).
+
+    Args:
+        model: A kerastl classifier trained on the source data.
+        source: Labelled source `Data`.
+        target: Unlabelled `kerastl.adapt.data.Target`.
+        options: A `DeepOptions`.
+        feature_cache: A `kerastl.training.FeatureCache` to share.
+
+    Returns:
+        ``{"history": {"loss": [...], "alignment": [...]}, "aligned_on": ..., "scale": ...}``.
+    """
+    blocks = get_blocks(model)
+    opts = options.check(len(blocks))
+    cache = feats.check_cache(feature_cache)
+    depth = opts.trainable_blocks
+    apply_trainable_blocks(get_backbone(model), blocks, depth)
+    cut = graph.pooled_cut(model) if depth == 0 else graph.prefix_cut(model, blocks, depth)
+    if cut is None:
+        raise ValueError(f"The frozen blocks below the top {depth} do not end in a single "
+                         "tensor, so they cannot be cached; choose another trainable_blocks. "
+                         f"Received: trainable_blocks={depth}")
+    xs, ys = feats.cached(cache, model, source, cut)
+    xt, _ = feats.cached(cache, model, target, cut)
+    loop = _Loop(model, opts, cut)
+    ys = _one_hot(loop.task, ys, loop.head.num_outputs)
+    rng = np.random.default_rng(opts.seed)
+    size = opts.batch_size
+    scale = _initial_scale(loop, xs[:size], ys[:size], xt[:size])
+    total = opts.epochs * max(1, -(-len(xs) // size))
+    history = {"loss": [], "alignment": []}
+    t_order, t_pos, done = rng.permutation(len(xt)), 0, 0
+    for _ in range(opts.epochs):
+        order = rng.permutation(len(xs))
+        ce_sum, al_sum, steps = 0.0, 0.0, 0
+        for i in range(0, len(order) - 1, size):
+            idx = order[i:i + size]
+            if t_pos + size > len(t_order):
+                t_order, t_pos = rng.permutation(len(xt)), 0
+            t_idx = t_order[t_pos:t_pos + size]
+            t_pos += size
+            if loop.grl is not None:
+                loop.grl.set_scale(dann_schedule(done / total))
+            loop.scale.assign(scale)
+            ce, al = loop.step(tf.constant(xs[idx]), tf.constant(ys[idx]),
+                               tf.constant(xt[t_idx]))
+            ce_sum, al_sum = ce_sum + float(ce), al_sum + float(al)
+            steps, done = steps + 1, done + 1
+        history["loss"].append(ce_sum / max(steps, 1))
+        history["alignment"].append(al_sum / max(steps, 1))
+    apply_trainable_blocks(get_backbone(model), blocks, 0)
+    return {"history": history, "aligned_on": "predictions" if depth == 0 else "features",
+            "scale": scale, "trainable_blocks": depth}
+
+
+def _initial_scale(loop, xs, ys, xt) -> float:
+    """The multiplier of the alignment term (CORAL and MMD: matched to the first batch's loss)."""
+    if loop.opts.alignment == "dann":
+        return float(loop.opts.weight)
+    ce, align = loop.losses(tf.constant(xs), tf.constant(ys), tf.constant(xt))
+    align = float(align)
+    if not np.isfinite(align) or align <= 0.0:
+        return float(loop.opts.weight)
+    return float(loop.opts.weight) * float(ce) / align
+
+
+__all__ = ["ALIGNMENTS", "DeepOptions", "train_aligned"]

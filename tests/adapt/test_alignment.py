@@ -1,0 +1,87 @@
+"""CORAL (closed form), Deep CORAL, MMD and DANN on the fogged synthetic target."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from harness import tiny_kerastl_model
+
+from kerastl.adapt import alignment
+from kerastl.adapt.features import evaluate
+from kerastl.training import FeatureCache
+
+from .conftest import adapter_model, source_trained
+
+
+def test_coral_transform_colours_source_like_the_target():
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(400, 3))
+    xt = rng.normal(size=(400, 3)) @ np.array([[2.0, 0.5, 0.0], [0.0, 1.0, 0.3],
+                                               [0.0, 0.0, 0.5]]) + 4.0
+    moved = alignment.coral_transform(xs, xt, regularization=1e-6)(xs)
+    np.testing.assert_allclose(moved.mean(axis=0), xt.mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(np.cov(moved, rowvar=False), np.cov(xt, rowvar=False),
+                               rtol=1e-3, atol=1e-3)
+
+
+def test_coral_transform_bad_input():
+    with pytest.raises(ValueError, match="at least 2 source and 2 target"):
+        alignment.coral_transform(np.ones((1, 3)), np.ones((5, 3)))
+    with pytest.raises(ValueError, match="`regularization` must be a number > 0.0"):
+        alignment.coral_transform(np.ones((4, 3)), np.ones((5, 3)), regularization=0)
+
+
+def test_coral_recovers_part_of_the_fogged_target(shifted):
+    model = source_trained(tiny_kerastl_model(3), shifted)
+    cache = FeatureCache()
+    labelled = (shifted["target"], shifted["target_labels"])
+    assert evaluate(model, labelled, feature_cache=cache) <= 0.45
+    weights = [w.path for w in model.weights]
+    result = alignment.coral(model, shifted["source"], shifted["target"],
+                             source_validation=shifted["validation"], feature_cache=cache, seed=0)
+    assert result["l2"] > 0
+    assert evaluate(model, labelled, feature_cache=cache) >= 0.6
+    assert [w.path for w in model.weights] == weights  # a plain kerastl model
+
+
+def test_dann_recovers_part_of_the_fogged_target(shifted):
+    model = source_trained(adapter_model(), shifted)
+    labelled = (shifted["target"], shifted["target_labels"])
+    cache = FeatureCache()
+    assert evaluate(model, labelled, feature_cache=cache) <= 0.45
+    result = alignment.dann(model, shifted["source"], shifted["target"], trainable_blocks=2,
+                            epochs=30, learning_rate=1e-3, feature_cache=cache, seed=0)
+    assert result["aligned_on"] == "features" and result["trainable_blocks"] == 2
+    # The domain classifier is confused (loss near log 2), not winning (loss near 0).
+    assert result["history"]["alignment"][-1] > 0.3
+    assert evaluate(model, labelled, feature_cache=cache) >= 0.55
+    assert evaluate(model, shifted["validation"], feature_cache=cache) >= 0.9
+
+
+@pytest.mark.parametrize("method", ["deep_coral", "mmd"])
+def test_deep_alignment_trains_on_cached_activations(shifted, method):
+    model = source_trained(adapter_model(), shifted)
+    cache = FeatureCache()
+    fn = getattr(alignment, method)
+    result = fn(model, shifted["source"], shifted["target"], trainable_blocks=2, epochs=6,
+                learning_rate=1e-3, feature_cache=cache, seed=0)
+    batches = cache.backbone_batches
+    assert len(result["history"]["loss"]) == 6 and result["scale"] > 0
+    assert all(np.isfinite(result["history"]["alignment"]))
+    assert evaluate(model, shifted["validation"], feature_cache=cache) >= 0.9
+    assert cache.backbone_batches > batches  # the top blocks changed: pooled features recomputed
+
+
+def test_head_only_alignment_aligns_the_predictions(shifted):
+    model = source_trained(tiny_kerastl_model(3), shifted)
+    result = alignment.mmd(model, shifted["source"], shifted["target"], trainable_blocks=0,
+                           epochs=2, seed=0)
+    assert result["aligned_on"] == "predictions"
+
+
+def test_deep_bad_arguments(shifted):
+    model = tiny_kerastl_model(3)
+    with pytest.raises(ValueError, match="`trainable_blocks` must be an integer between 0 and 3"):
+        alignment.dann(model, shifted["source"], shifted["target"], trainable_blocks=4)
+    with pytest.raises(ValueError, match="`learning_rate` must be a number > 0.0"):
+        alignment.deep_coral(model, shifted["source"], shifted["target"], learning_rate=0)
