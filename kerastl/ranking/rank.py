@@ -48,9 +48,14 @@ def _data_splits(data, image_size):
         splits = [s for s in (data.train, data.validation) if s is not None]
         return [(s, s) for s in splits], int(data.image_size[0])
     if isinstance(data, tf.data.Dataset):
-        return [(data, data)], int(data.element_spec[0].shape[1] or 0) or None
-    raise TypeError("`data` must be a kerastl.data.ImageData, an image folder, or a "
-                    "tf.data.Dataset of (images, labels) batches. "
+        data = (data,)
+    if isinstance(data, (tuple, list)) and data and all(
+            isinstance(d, tf.data.Dataset) for d in data if d is not None):
+        splits = [d for d in data if d is not None]
+        return [(d, d) for d in splits], int(splits[0].element_spec[0].shape[1] or 0) or None
+    raise TypeError("`data` must be a kerastl.data.ImageData, an image folder, a "
+                    "tf.data.Dataset of (images, labels) batches, or a tuple of them "
+                    "(training, validation). "
                     f"Received: data={type(data).__name__}")
 
 
@@ -208,8 +213,9 @@ def rank_backbones(data, candidates, *, image_size=None, metric: str = "logme",
 
     Args:
         data: A `kerastl.data.ImageData` (its train and validation splits), an
-            image folder (loaded with `kerastl.data.from_directory`), or a
-            `tf.data.Dataset` of ``(images, labels)`` batches.
+            image folder (loaded with `kerastl.data.from_directory`), a
+            `tf.data.Dataset` of ``(images, labels)`` batches, or a tuple of
+            datasets (``(train, validation)``).
         candidates: Backbone names as `kerastl.build` takes them, text forms
             ``"name(key=value)@size"`` (a comma-separated string works too), or
             `kerastl.ranking.Candidate` objects. No duplicates.

@@ -52,6 +52,11 @@ class TuneResult:
         num_blocks: The backbone's block count (where ``"all"`` is plotted).
         seconds: Wall time of the search (this call), refit excluded.
         feature_cache: Counters of the shared feature cache (dict), if any.
+        backbone: With several backbones: the best one (else None).
+        ranking: With several backbones: their `kerastl.ranking.BackboneRanking`.
+        backbone_results: With several backbones: ``{backbone: TuneResult}`` of
+            those searched.
+        dropped_backbones: With several backbones: those the ranking dropped.
 
     Example:
         >>> result = kerastl.tune(data.train, data.validation, backbone="mobilenet_v2",
@@ -73,6 +78,11 @@ class TuneResult:
         self.seconds = float(seconds)
         self.feature_cache = feature_cache
         self.best_report = None  # the refit's kerastl.fit reports (warm-up, fine-tuning)
+        # Set by a search over several backbones (kerastl.tuning.backbones):
+        self.backbone = None
+        self.ranking = None
+        self.backbone_results = None
+        self.dropped_backbones = None
         best = self.best_trial
         self.best_hyperparameters = None if best is None else dict(best["hyperparameters"])
         self.best_score = None if best is None else best["score"]
@@ -129,7 +139,16 @@ class TuneResult:
         failed = [f"trial {t['trial_id']} failed: {t.get('error') or '?'}" for t in self.failed]
         tail = (f"{len(self.completed)} completed, {len(self.failed)} failed, "
                 f"{self.seconds:.1f}s")
-        return "\n".join([head] + body + failed + [tail])
+        return "\n".join(self._backbone_lines() + [head] + body + failed + [tail])
+
+    def _backbone_lines(self) -> list[str]:
+        if self.backbone_results is None:
+            return []
+        scores = ", ".join(f"{name}: {_fmt(r.best_score)}"
+                           for name, r in self.backbone_results.items())
+        dropped = ", ".join(self.dropped_backbones or []) or "none"
+        return [f"backbones searched (best {self.objective}): {scores}; best: {self.backbone}",
+                f"dropped by the ranking ({self.ranking.metric}): {dropped}"]
 
     def __str__(self) -> str:
         return self.summary()
@@ -141,8 +160,17 @@ class TuneResult:
                 "num_blocks": self.num_blocks, "seconds": self.seconds,
                 "feature_cache": self.feature_cache,
                 "refit_metrics": self.refit_metrics,
+                **self._backbone_dict(),
                 "trials": [dict(t, hyperparameters=dict(t["hyperparameters"]))
                            for t in self.trials]}
+
+    def _backbone_dict(self) -> dict:
+        if self.backbone_results is None:
+            return {}
+        return {"backbone": self.backbone, "ranking": self.ranking.to_dict(),
+                "dropped_backbones": list(self.dropped_backbones or []),
+                "backbone_scores": {name: r.best_score
+                                    for name, r in self.backbone_results.items()}}
 
     def to_json(self, path=None, *, indent: int = 2) -> str:
         """Returns the `to_dict` JSON text, also written to `path` when given."""

@@ -121,7 +121,7 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
          strategy=None, seed=None, verbose=1, refit=True, hyperband_factor=3,
          max_consecutive_failed_trials=3, cache_features=True, feature_cache=None,
          share_warmup=True, prune=True, build_kwargs=None, fit_kwargs=None,
-         **deprecated_kwargs) -> TuneResult:
+         keep_backbones=2, rank_metric="logme", **deprecated_kwargs) -> TuneResult:
     """Searches unfreeze depth, learning rates, dropout and recipe with keras-tuner.
 
     Each trial builds a model with `kerastl.build` and trains it with
@@ -148,7 +148,11 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
             `kerastl.data.ImageData.train`) or a `kerastl.data.ImageData` (then
             `validation_data` defaults to its validation split).
         validation_data: Validation batches; the objective is measured on them.
-        backbone: Registry name (`kerastl.list_backbones`) or ``"hub:<handle>"``.
+        backbone: Registry name (`kerastl.list_backbones`), ``"hub:<handle>"``,
+            ``"kerashub:<preset>"``, or a list of them: the backbones are then
+            ranked first (`kerastl.rank_backbones` on the training + validation
+            images) and only the `keep_backbones` best are searched
+            (`kerastl.tuning.backbones.tune_backbones`).
         num_classes: Number of classes; default from the data's ``class_names``
             (and checked against them when given).
         search_space: A `kerastl.SearchSpace`, a dict of its arguments (as
@@ -187,6 +191,10 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
             ``backbone_kwargs``, ``head``, ``augmentation``, ...). Default
             ``input_shape``: the training images' size.
         fit_kwargs: Other `kerastl.fit` arguments (``class_weight``, ``callbacks``, ...).
+        keep_backbones: With a list of backbones: how many of the best-ranked
+            are searched.
+        rank_metric: With a list of backbones: the ranking's metric,
+            ``"logme"`` or ``"linear_probe"``.
         **deprecated_kwargs: ``max_epochs`` (now `fine_tune_epochs`),
             ``warmup_epochs`` (now `epochs`) and `kerastl.build` arguments given
             directly (now in `build_kwargs`) still work, with a FutureWarning.
@@ -205,6 +213,20 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
     from kerastl import model as model_lib
     from kerastl.data import ImageData
 
+    if isinstance(backbone, (list, tuple)):
+        from kerastl.tuning.backbones import tune_backbones
+
+        return tune_backbones(
+            train, validation_data, backbones=backbone, keep_backbones=keep_backbones,
+            rank_metric=rank_metric, build_kwargs=build_kwargs, feature_cache=feature_cache,
+            project_name=project_name, algorithm=algorithm, verbose=verbose,
+            num_classes=num_classes, search_space=search_space, max_trials=max_trials,
+            epochs=epochs, fine_tune_epochs=fine_tune_epochs, objective=objective,
+            directory=directory, overwrite=overwrite, strategy=strategy, seed=seed,
+            refit=refit, hyperband_factor=hyperband_factor,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+            cache_features=cache_features, share_warmup=share_warmup, prune=prune,
+            fit_kwargs=fit_kwargs, **deprecated_kwargs)
     renamed = {k: deprecated_kwargs.pop(k) for k in list(deprecated_kwargs)
                if k in arguments.RENAMED}
     args = arguments.renamed(renamed, {"epochs": epochs, "fine_tune_epochs": fine_tune_epochs})
@@ -257,8 +279,8 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
     if seed is not None:
         check_int("seed", seed, minimum=0)
     if not isinstance(backbone, str):
-        raise TypeError("`backbone` must be a registry name or 'hub:<handle>' (each trial "
-                        f"builds its own copy). Received: backbone={backbone!r}")
+        raise TypeError("`backbone` must be a registry name, 'hub:<handle>' or a list of them "
+                        f"(each trial builds its own copy). Received: backbone={backbone!r}")
     space = as_search_space(search_space, backbone)
     num_classes = arguments.num_classes(num_classes, class_names, build_kwargs)
     objective = arguments.objective(objective, build_kwargs.get("task") or "multiclass",

@@ -2,52 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from harness import separable_images
+from ranking.tiny import SIZE, registered
 
 import kerastl
-from kerastl.backbones.spec import BackboneSpec
 from kerastl.ranking import (Candidate, NegativeTransferWarning, as_candidates, rank_backbones,
                              score_features, split_candidates)
 from kerastl.training import FeatureCache
 from kerastl.training.linear_head import fit_linear
 
-SIZE = 16
-
-
-def _tiny(include_top=False, weights=None, input_shape=None, width=8, dead=False):
-    """A 2-block CNN; "imagenet" means fixed seeded weights (dead: all-zero kernels)."""
-    del include_top
-    if weights == "imagenet":
-        init = "zeros" if dead else keras.initializers.GlorotUniform(seed=1)
-    else:
-        init = "glorot_uniform"
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Conv2D(width, 3, padding="same", kernel_initializer=init,
-                            name="block_1_conv")(inputs)
-    x = keras.layers.ReLU(name="block_1_relu")(x)
-    x = keras.layers.Conv2D(width, 3, strides=2, padding="same", kernel_initializer=init,
-                            name="block_2_conv")(x)
-    return keras.Model(inputs, x)
-
 
 @pytest.fixture(scope="module", autouse=True)
 def tiny_backbones():
-    base = BackboneSpec(name="rank_tiny", constructor=_tiny, preprocessing="tf",
-                        default_input_size=SIZE, min_input_size=8, feature_dim=8, num_blocks=2,
-                        block_pattern=r"^(?P<block>block_\d+)_", kwargs={"width": 8, "dead": False})
-    specs = [base, dataclasses.replace(base, name="rank_tiny_dead",
-                                       kwargs={"width": 8, "dead": True})]
-    for spec in specs:
-        kerastl.register_backbone(spec, overwrite=True)
-    yield
-    for spec in specs:
-        kerastl.backbones.unregister_backbone(spec.name)
+    with registered("rank_tiny") as specs:
+        yield specs
 
 
 @pytest.fixture(scope="module")
