@@ -177,7 +177,8 @@ def _resolve_backbone(backbone, *, input_shape, weights, backbone_kwargs):
 
 def build(backbone, num_classes=None, *, task=None, input_shape=None, weights="imagenet",
           backbone_kwargs=None, head=None, trainable_blocks=0, augmentation=None, strategy=None,
-          bn_training=False, class_names=None, dtype_policy=None, name=None) -> keras.Model:
+          bn_training=False, class_names=None, dtype_policy=None, tasks=None,
+          name=None) -> keras.Model:
     """Builds an image model: pretrained backbone + its preprocessing + a new head.
 
     The result is a plain functional `keras.Model` taking RGB images in
@@ -211,6 +212,10 @@ def build(backbone, num_classes=None, *, task=None, input_shape=None, weights="i
         class_names: Class names, stored in the model (and later in exports).
         dtype_policy: None, ``"float32"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``;
             the output layer always computes in float32.
+        tasks: Multi-task model: ``{task: number of classes or [class names]}``
+            (then leave `num_classes`, `task`, `class_names` unset): one backbone,
+            one head per task named after it, outputs ``{task: probabilities}``
+            (`kerastl.multitask`).
         name: Model name.
 
     Returns:
@@ -222,7 +227,9 @@ def build(backbone, num_classes=None, *, task=None, input_shape=None, weights="i
         'mobilenet_v2'
     """
     check_bool("bn_training", bn_training)
-    task, num_outputs = _task_and_outputs(task, num_classes, class_names)
+    task_specs = None if tasks is None else _check_tasks(tasks, num_classes, task, class_names)
+    task, num_outputs = (("multitask", 0) if task_specs is not None
+                         else _task_and_outputs(task, num_classes, class_names))
     head_config = HeadConfig.from_value(head)
     aug = make_augmentation(augmentation)
     strategy = distribute.resolve_strategy(strategy)
@@ -238,7 +245,7 @@ def build(backbone, num_classes=None, *, task=None, input_shape=None, weights="i
         x = aug(inputs) if aug is not None else inputs
         x = ImagePreprocessing(spec.preprocessing, backbone=spec.name, name="preprocessing")(x)
         x = bb(x)
-        outputs = ClassificationHead(
+        outputs = task_outputs(task_specs, head_config, x) if task_specs else ClassificationHead(
             num_outputs, task=task, pooling=head_config.pooling, dropout=head_config.dropout,
             hidden_units=head_config.hidden_units, activation=head_config.activation,
             class_names=class_names, name=head_config.name)(x)
@@ -247,6 +254,23 @@ def build(backbone, num_classes=None, *, task=None, input_shape=None, weights="i
         if bn_training and strategy is not None and distribute.num_replicas(strategy) > 1:
             distribute.synchronize_batch_norm(model)
         return model
+
+
+def _check_tasks(tasks, num_classes, task, class_names):
+    from kerastl.multitask.heads import check_tasks
+
+    given = {"num_classes": num_classes, "task": task, "class_names": class_names}
+    for key, value in given.items():
+        if value is not None:
+            raise ValueError(f"Pass `tasks` or `{key}`, not both: each task names its classes. "
+                             f"Received: {key}={value!r}")
+    return check_tasks(tasks)
+
+
+def task_outputs(tasks, head_config, features):
+    from kerastl.multitask.heads import task_outputs as outputs
+
+    return outputs(tasks, head_config, features)
 
 
 # `build`, and the accessors re-exported from `kerastl.accessors` (their old import path).

@@ -58,7 +58,8 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
 
     Args:
         model: A model from `kerastl.build` (or loaded from its ``.keras`` file).
-        train: Training data: a `tf.data.Dataset` of ``(images, labels)`` (or
+        train: Training data (``{task: data}`` for a multi-task model, see
+            `kerastl.multitask.fit`): a `tf.data.Dataset` of ``(images, labels)`` (or
             ``(images, labels, sample_weights)``) batches with float32 RGB images
             in [0, 255], a tuple of arrays ``(x, y)``, or a `kerastl.data.ImageData`
             (its validation split is used when `validation_data` is None).
@@ -150,6 +151,14 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
         weight_decay=weight_decay, early_stopping=early_stopping, checkpoint_dir=checkpoint_dir,
         dtype_policy=dtype_policy, jit_compile=jit_compile, bn_training=bn_training,
         seed=seed, verbose=verbose)
+    if isinstance(train, dict):  # one dataset per task: a multi-task model
+        from kerastl.multitask import fit as multitask_fit
+
+        return multitask_fit(model, train, validation_data, peft=peft, epochs=epochs or 10,
+                             trainable_blocks=opts.trainable_blocks or 0, seed=seed,
+                             learning_rate=learning_rate or 1e-3, batch_size=batch_size,
+                             label_smoothing=label_smoothing, verbose=verbose,
+                             early_stopping=early_stopping)
     user_callbacks = check_callbacks(callbacks)
     if feature_cache is not None and not isinstance(feature_cache, FeatureCache):
         raise ValueError("`feature_cache` must be a kerastl.training.FeatureCache or None. "

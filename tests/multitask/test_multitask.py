@@ -1,0 +1,105 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kerastl
+from harness import separable_images
+from kerastl import multitask
+from kerastl.multitask.weighting import MultiTaskTrainer
+
+
+def _model():
+    """A tiny shared backbone (2 convolutions) with two task heads."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv_a")(inputs / 255.0)
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv_b")(x)
+    return kerastl.build(keras.Model(inputs, x), tasks={"species": 3, "healthy": ["no", "yes"]})
+
+
+@pytest.fixture(scope="module")
+def data():
+    xa, ya = separable_images(24, 3, 32)
+    xb, yb = separable_images(16, 2, 32, seed=2)
+    return {"species": (xa, ya), "healthy": (xb, yb)}
+
+
+def test_build_one_backbone_one_named_head_per_task():
+    model = kerastl.build("mobilenet_v2", tasks={"species": 3, "healthy": ["no", "yes"]},
+                          input_shape=32, weights=None)
+    assert sorted(model.output_names) == ["healthy", "species"]
+    heads = multitask.get_heads(model)
+    assert list(heads) == ["healthy", "species"]  # Keras orders dict outputs by name
+    assert [h.num_outputs for h in heads.values()] == [2, 3]
+    assert heads["healthy"].class_names == ["no", "yes"]
+    out = model(np.zeros((2, 32, 32, 3), "float32"))
+    assert out["species"].shape == (2, 3) and out["healthy"].shape == (2, 2)
+    assert len([layer for layer in model.layers if layer.name == "backbone"]) == 1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"tasks": {"species": 3}}, "at least two"),
+    ({"tasks": {"species": 3, "backbone": 2}}, "Task names must be identifiers"),
+    ({"tasks": {"species": 3, "healthy": 1}}, "at least 2 classes"),
+    ({"tasks": {"a": 3, "b": 2}, "num_classes": 3}, "Pass `tasks` or `num_classes`"),
+])
+def test_bad_tasks(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        kerastl.build("mobilenet_v2", input_shape=32, weights=None, **kwargs)
+
+
+def test_fit_reports_per_task_losses_metrics_and_learned_uncertainty_weights(data):
+    model = _model()
+    validation = {t: (x[:8], y[:8]) for t, (x, y) in data.items()}
+    report = kerastl.multitask.fit(model, data, validation, loss_weighting="uncertainty",
+                                   trainable_blocks="all", epochs=2, batch_size=8,
+                                   learning_rate=0.05, verbose=0, seed=0)
+    assert report.monitor == "val_mean_accuracy" and report.num_examples == {
+        "species": 24, "healthy": 16}
+    for task in ("species", "healthy"):
+        for key in (f"{task}_loss", f"val_{task}_accuracy", f"weight_{task}"):
+            assert len(report.history[key]) == 2, key
+        row = report.per_task()[task]
+        assert set(row) == {"loss", "accuracy", "val_loss", "val_accuracy", "weight"}
+    # The log-variances trained: the weights moved away from exp(0) = 1.
+    assert all(abs(w - 1.0) > 1e-4 for w in report.task_weights.values())
+    assert {"multi_task_trainer/log_var_species", "conv_a/kernel"} <= set(
+        report.trainable_weights)
+    mean = np.mean([report.best["val_species_accuracy"], report.best["val_healthy_accuracy"]])
+    assert report.best["val_mean_accuracy"] == pytest.approx(mean)
+    assert "species: loss" in str(report)
+
+
+def test_kerastl_fit_takes_one_dataset_per_task(data):
+    report = kerastl.fit(_model(), data, epochs=1, verbose=0, seed=0)
+    assert isinstance(report, multitask.MultiTaskReport)
+    assert report.loss_weighting == "equal" and report.task_weights == {"species": 1.0,
+                                                                        "healthy": 1.0}
+
+
+def test_a_task_missing_from_a_batch_contributes_nothing():
+    model = _model()
+    trainer = MultiTaskTrainer(model, {"species": 1.0, "healthy": 3.0})
+    x = tf.constant(separable_images(4, 3, 32)[0])
+    y = {"species": tf.constant([0, 1, 2, 0]), "healthy": tf.constant([1, 1, 1, 1])}
+    only_species = {"species": tf.ones(4), "healthy": tf.zeros(4)}
+    heads = multitask.get_heads(model)
+    with tf.GradientTape() as tape:
+        loss = trainer.compute_loss(x, y, trainer(x), only_species)
+    grads = tape.gradient(loss, heads["healthy"].trainable_weights)
+    assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0.0 for g in grads)
+    species = keras.losses.categorical_crossentropy(
+        tf.one_hot(y["species"], 3), model(x)["species"])
+    assert float(loss) == pytest.approx(float(tf.reduce_mean(species)), rel=1e-5)
+
+
+def test_unknown_task_in_the_data_is_refused(data):
+    with pytest.raises(ValueError, match=r"names unknown tasks \['colour'\]"):
+        kerastl.multitask.fit(_model(), dict(data, colour=data["healthy"]), verbose=0)
+    with pytest.raises(ValueError, match=r"no data for tasks \['healthy'\]"):
+        kerastl.multitask.fit(_model(), {"species": data["species"]}, verbose=0)
+    with pytest.raises(ValueError, match="a weight for each task"):
+        kerastl.multitask.fit(_model(), data, loss_weighting={"species": 1.0}, verbose=0)
+    with pytest.raises(ValueError, match="`loss_weighting` must be"):
+        kerastl.multitask.fit(_model(), data, loss_weighting="learned", verbose=0)
