@@ -4,14 +4,18 @@
   builds the model (outputs ``{task: probabilities}``).
 * `kerastl.multitask.fit` trains it on one dataset per task, with equal, fixed
   or learned uncertainty loss weights; `get_heads` reads its heads.
+* `kerastl.multitask.export`: a SavedModel signature per task, one multi-output
+  `.tflite`, labels per task in the manifest.
 
 Example:
     >>> model = kerastl.build("mobilenet_v2", tasks={"species": 5, "healthy": 2})
     >>> report = kerastl.multitask.fit(model, {"species": flowers, "healthy": leaves})
 """
 
+from kerastl.multitask.export import MultiTaskExport, export
 from kerastl.multitask.fit import MultiTaskReport, fit
 from kerastl.multitask.heads import check_tasks, get_heads
 from kerastl.multitask.weighting import WEIGHTINGS, MultiTaskTrainer
 
-__all__ = ["MultiTaskReport", "MultiTaskTrainer", "WEIGHTINGS", "check_tasks", "fit", "get_heads"]
+__all__ = ["MultiTaskExport", "MultiTaskReport", "MultiTaskTrainer", "WEIGHTINGS", "check_tasks",
+           "export", "fit", "get_heads"]
