@@ -43,16 +43,33 @@ def test_grown_model_starts_from_the_old_head(task):
     assert kerastl.get_head(model).num_outputs == 3  # the original is not changed
 
 
-def test_lwf_keeps_old_outputs_closer_than_naive(task, shared):
-    model, x, y, old = task
-    reference = _renormalised_old(model, x[old])
-    gaps = {}
+def _lwf_vs_naive(task, shared, **options):
+    model = task[0]
+    out = {}
     for method in ("naive", "lwf"):
-        result = fs.extend(model, shared["new"], method=method, epochs=15,
-                           learning_rate=1e-2, distillation=10.0, class_names=["d", "e"],
-                           feature_cache=shared["cache"])
-        gaps[method] = np.abs(_renormalised_old(result.model, x[old]) - reference).mean()
+        out[method] = fs.extend(model, shared["new"], method=method, epochs=15,
+                                learning_rate=1e-2, class_names=["d", "e"],
+                                feature_cache=shared["cache"], **options).model
+    return out
+
+
+def test_lwf_keeps_old_outputs_closer_than_naive(task, shared):
+    """distill_over="old": the old classes' outputs among themselves stay closer."""
+    model, x, _, old = task
+    reference = _renormalised_old(model, x[old])
+    models = _lwf_vs_naive(task, shared, distill_over="old", distillation=10.0)
+    gaps = {m: np.abs(_renormalised_old(net, x[old]) - reference).mean()
+            for m, net in models.items()}
     assert gaps["lwf"] < gaps["naive"]
+
+
+def test_lwf_over_all_outputs_keeps_old_images_on_old_classes(task, shared):
+    """distill_over="all": old images keep more probability on the old classes."""
+    _, x, _, old = task
+    models = _lwf_vs_naive(task, shared, distillation=1.0)
+    mass = {m: net.predict(x[old], verbose=0)[:, :3].sum(axis=1).mean()
+            for m, net in models.items()}
+    assert mass["lwf"] > mass["naive"]
 
 
 def test_replay_and_ewc_report_old_and_new_accuracy(task, shared):
@@ -99,6 +116,8 @@ def test_bad_input(task):
         fs.extend(model, new, class_names=["a", "e"])
     with pytest.raises(ValueError, match="`new_data` has no examples of class 'e'"):
         fs.extend(model, {"d": x[y == 3], "e": x[:0]})
+    with pytest.raises(ValueError, match="`distill_over`"):
+        fs.extend(model, new, distill_over="new")
     with pytest.raises(ValueError, match="`epochs`"):
         fs.extend(model, new, epochs=0)
     binary = tiny_kerastl_model(task="binary")
