@@ -18,6 +18,7 @@ import tempfile
 import keras
 
 from kerastl.accessors import get_backbone, get_blocks, get_head, model_spec
+from kerastl.layers import ClassificationHead
 from kerastl.peft.config import ALL_BLOCKS, PeftConfig
 
 CONFIG_ATTRIBUTE = "_kerastl_peft"
@@ -68,6 +69,12 @@ def _leaf_layers(layer) -> list:
 
 def _lora_capable(layer) -> bool:
     return hasattr(layer, "enable_lora") and not isinstance(layer, keras.layers.Embedding)
+
+
+def _heads(model) -> list:
+    """The model's heads: one, or one per task of a multi-task model."""
+    heads = [layer for layer in model.layers if isinstance(layer, ClassificationHead)]
+    return heads or [get_head(model)]
 
 
 def lora_layers(model) -> list:
@@ -155,7 +162,8 @@ def apply(model, peft, *, rank=None, alpha=None, blocks=ALL_BLOCKS) -> PeftSumma
     Args:
         model: A model from `kerastl.build` with a Keras backbone.
         peft: ``"lora"``, ``"bitfit"``, ``"bn_affine"``, or a `kerastl.peft.PeftConfig`
-            (then `rank`, `alpha`, `blocks` must be left at their defaults).
+            or a dict of its fields (then `rank`, `alpha`, `blocks` must be left at
+            their defaults).
         rank: LoRA rank (default 8).
         alpha: LoRA scale numerator (default: `rank`).
         blocks: ``"all"``, the number of top blocks, or a list of block names.
@@ -168,12 +176,12 @@ def apply(model, peft, *, rank=None, alpha=None, blocks=ALL_BLOCKS) -> PeftSumma
         >>> kerastl.peft.apply(model, "lora", rank=4, blocks=4).peft_params
         46080
     """
-    if isinstance(peft, PeftConfig):
+    if isinstance(peft, (PeftConfig, dict)):
         if (rank, alpha, blocks) != (None, None, ALL_BLOCKS):
             raise ValueError("Pass either a PeftConfig or `rank`/`alpha`/`blocks`, not both. "
                              f"Received: peft={peft!r}, rank={rank!r}, alpha={alpha!r}, "
                              f"blocks={blocks!r}")
-        config = peft
+        config = PeftConfig.from_value(peft)
     else:
         config = PeftConfig.from_value({"method": peft, "rank": rank, "alpha": alpha,
                                         "blocks": blocks})
@@ -228,7 +236,7 @@ def adapter_variables(model) -> list:
                 for sub in _leaf_layers(layer):
                     if isinstance(sub, keras.layers.BatchNormalization):
                         out += [sub.moving_mean, sub.moving_variance]
-    return out + list(get_head(model).weights)
+    return out + [v for head in _heads(model) for v in head.weights]
 
 
 def set_trainable(model) -> int:
@@ -247,7 +255,8 @@ def set_trainable(model) -> int:
         layer.trainable = bool(owned)
         for variable in layer.weights:
             variable.trainable = id(variable) in keep
-    get_head(model).trainable = True
+    for head in _heads(model):
+        head.trainable = True
     return summarize(model).trainable_blocks
 
 

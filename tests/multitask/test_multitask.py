@@ -15,7 +15,7 @@ def _model():
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv_a")(inputs / 255.0)
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv_b")(x)
-    return kerastl.build(keras.Model(inputs, x), tasks={"species": 3, "healthy": ["no", "yes"]})
+    return kerastl.build(keras.Model(inputs, x, name="shared"), tasks={"species": 3, "healthy": ["no", "yes"]})
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +103,22 @@ def test_unknown_task_in_the_data_is_refused(data):
         kerastl.multitask.fit(_model(), data, loss_weighting={"species": 1.0}, verbose=0)
     with pytest.raises(ValueError, match="`loss_weighting` must be"):
         kerastl.multitask.fit(_model(), data, loss_weighting="learned", verbose=0)
+
+
+def test_fit_with_a_peft_backbone_trains_lora_and_every_head(data, tmp_path):
+    from kerastl import peft
+
+    model = _model()
+    report = kerastl.multitask.fit(model, data, peft={"method": "lora", "rank": 2}, epochs=1,
+                                   batch_size=8, verbose=0, seed=0)
+    assert sorted(report.trainable_weights) == sorted([
+        "conv_a/lora_kernel_a", "conv_a/lora_kernel_b", "conv_b/lora_kernel_a",
+        "conv_b/lora_kernel_b", "healthy/predictions/kernel", "healthy/predictions/bias",
+        "species/predictions/kernel", "species/predictions/bias"])
+    images = separable_images(3, 3, 32, seed=5)[0]
+    path = peft.save(model, tmp_path / "two_tasks.peft.weights.h5")
+    fresh = _model()
+    peft.load(fresh, path)
+    for task in ("healthy", "species"):
+        np.testing.assert_array_equal(np.asarray(fresh(images)[task]),
+                                      np.asarray(model(images)[task]))
