@@ -350,8 +350,12 @@ def _keeps(ctx, logs, best) -> bool:
     if not ctx.monitor.endswith("accuracy"):
         return True
     count = ctx.validation.num_examples or 0
-    margin = 1.0 / count if count else 0.0
-    return float(logs[ctx.monitor]) - float(best[ctx.monitor]) > margin * (1 + 1e-6)
+    gain = float(logs[ctx.monitor]) - float(best[ctx.monitor])
+    if not count:
+        return True
+    # In examples: 2 or more. Half an example absorbs float32 rounding of the
+    # metrics and a count that is an upper bound (a dataset's last batch).
+    return gain * count > 1.5
 
 
 def _warm_cache(ctx, stages):
