@@ -11,11 +11,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import numpy as np
-import tensorflow as tf
-
 from kerastl.distillation.teacher import input_size
-from kerastl.distillation.views import collect
+from kerastl.distillation.views import collect, resized
 
 
 @dataclasses.dataclass
@@ -44,13 +41,6 @@ class ComparisonRow:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def resized(images: np.ndarray, size) -> np.ndarray:
-    """RGB images in [0, 255] resized (antialiased) to ``(height, width)``."""
-    out = [tf.image.resize(images[i:i + 64].astype("float32"), size, antialias=True).numpy()
-           for i in range(0, len(images), 64)]
-    return np.clip(np.concatenate(out), 0, 255).astype("float32")
 
 
 def compare(models: dict, test_data, *, directory, representative_data=None,
@@ -113,4 +103,4 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-__all__ = ["ComparisonRow", "compare", "compare_table"]
+__all__ = ["ComparisonRow", "compare", "compare_table", "resized"]

@@ -11,11 +11,11 @@ import numpy as np
 import tensorflow as tf
 
 from kerastl.accessors import get_blocks, model_info
-from kerastl.distillation.losses import logits_output
 from kerastl.distillation.options import (DEFAULT_FINE_TUNE_EPOCHS, DEFAULT_HEAD_EPOCHS,
                                           DEFAULT_TRAINABLE_BLOCKS, check_distill_options)
 from kerastl.distillation.teacher import TeacherCache, input_size
-from kerastl.distillation.trainer import Run, Split, run_stage
+from kerastl.distillation.trainer import (Run, Split, can_fit_linear_head, run_linear_head,
+                                          run_stage)
 from kerastl.distillation.views import Images, collect, view_boxes
 from kerastl.distribute import resolve_strategy
 from kerastl.freezing import check_trainable_blocks
@@ -84,7 +84,9 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
     from the loaded images) with their own preprocessing inside the model.
 
     The stages follow kerastl's recipes (``"two_stage"``: the head on the
-    frozen backbone, then `trainable_blocks` blocks, default all, with
+    frozen backbone, fitted in closed form on the labelled images as
+    `kerastl.fit` does when there are any, else distilled; then
+    `trainable_blocks` blocks, default all, distilled with
     per-block learning rates and frozen BatchNormalization as in
     `kerastl.fit`); with validation data every stage ends at its best epoch
     by validation accuracy. The student ends compiled for evaluation.
@@ -107,7 +109,7 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
         views: Fixed views per image (1 to 64); the teacher runs on each once.
         augment: ``"crop_flip"``, ``"flip"`` or ``"none"`` (see `kerastl.distillation.views`).
         recipe: ``"two_stage"``, ``"fine_tune"``, ``"progressive"`` or ``"feature_extraction"``.
-        epochs: Epochs of the first stage (default 2).
+        epochs: Epochs of the first stage when it trains by gradient (default 2).
         fine_tune_epochs: Epochs of each later stage (default 12).
         learning_rate, backbone_learning_rate, layer_decay: As in `kerastl.fit`.
         trainable_blocks: Unfreeze depth of the last stage (default ``"all"``).
@@ -193,8 +195,7 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
                            teacher_seconds=teacher_seconds)
     report.selected_on = ("validation" if val_split is not None
                           else "none: no validation data, the last stage")
-    with logits_output(student):
-        _run_stages(run, stages, report)
+    _run_stages(run, stages, report)
     compile_for_evaluation(student, strategy=strategy)
     report.seconds = time.perf_counter() - started
     if opts.verbose:
@@ -277,7 +278,10 @@ def _run_stages(run: Run, stages, report: DistillReport) -> None:
             run.checkpoint.restore_stage(run.student, index)
             report.stages.append(done)
             continue
-        stage_report = run_stage(run, index, stage)
+        if index == 0 and len(stages) > 1 and can_fit_linear_head(run, stage):
+            stage_report = run_linear_head(run)
+        else:
+            stage_report = run_stage(run, index, stage)
         report.stages.append(stage_report)
         if run.validation is None or _keeps(judge, stage_report.best, best):
             best, best_stage = stage_report.best, index

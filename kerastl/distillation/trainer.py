@@ -20,10 +20,10 @@ import numpy as np
 import tensorflow as tf
 
 from kerastl import distribute
-from kerastl.accessors import get_backbone
+from kerastl.accessors import get_backbone, get_head
 from kerastl.distillation.losses import (IMAGE, TARGETS, MaskedCategoricalCrossentropy,
-                                         distiller_models)
-from kerastl.distillation.views import UNLABELED, Images, loader
+                                         distiller_models, logits_output)
+from kerastl.distillation.views import UNLABELED, Images, loader, resized
 from kerastl.freezing import apply_trainable_blocks
 from kerastl.training.callbacks import BestWeights
 from kerastl.training.checkpoint import backup_callback
@@ -155,7 +155,7 @@ def run_stage(run: Run, index: int, stage) -> StageReport:
                            bn_training=opts.bn_training)
     n = len(run.train.images)
     steps = math.ceil(n / opts.batch_size)
-    with distribute.scope(run.strategy):
+    with distribute.scope(run.strategy), logits_output(run.student):
         distiller = _distiller(run, stage, steps)
     names = [b.name for b in run.blocks[len(run.blocks) - depth:]] if depth else []
     report = StageReport(stage.name, depth, names,
@@ -178,12 +178,8 @@ def run_stage(run: Run, index: int, stage) -> StageReport:
               f"{run.train.boxes.shape[1]} views")
     val = validation_dataset(run, size)
     start = time.perf_counter()
-    distiller.fit(distribute.prepare_dataset(train_dataset(run, index, clock, size),
-                                             run.strategy, training=True),
-                  validation_data=None if val is None else distribute.prepare_dataset(
-                      val, run.strategy, training=False),
-                  epochs=stage.epochs, verbose=_keras_verbose(opts.verbose),
-                  callbacks=callbacks, shuffle=False)  # the dataset shuffles itself
+    with logits_output(run.student):
+        _fit(distiller, run, index, clock, size, val, stage.epochs, callbacks)
     report.train_seconds = time.perf_counter() - start
     here = len(getattr(distiller.history, "epoch", []) or [])
     report.resumed = len(best.epochs) > here
@@ -194,5 +190,47 @@ def run_stage(run: Run, index: int, stage) -> StageReport:
     return report
 
 
-__all__ = ["EpochClock", "Run", "Split", "epoch_order", "run_stage", "train_dataset",
+def can_fit_linear_head(run: Run, stage) -> bool:
+    """Whether a head stage can start from `kerastl.fit`'s closed-form head on the labels."""
+    return (stage.trainable_blocks == 0 and run.train.images.num_labeled > 0
+            and not get_head(run.student).hidden_units)
+
+
+def run_linear_head(run: Run) -> StageReport:
+    """Fits the head in closed form on the labelled images' clean features.
+
+    This is `kerastl.fit`'s ``"feature_extraction"`` recipe (an L2 logistic
+    head, its strength chosen on the validation images, not refitted on
+    them), a far better start for the distillation stages than a few
+    gradient epochs from a random head.
+    """
+    from kerastl.training.fit import fit
+
+    size = tuple(int(d) for d in run.student.inputs[0].shape[1:3])
+    images, opts = run.train.images, run.options
+    labelled = images.labels != UNLABELED
+    train = (resized(images.pixels[labelled], size), images.labels[labelled])
+    val = None if run.validation is None else (
+        resized(run.validation.images.pixels, size), run.validation.images.labels)
+    report = fit(run.student, train, val, recipe="feature_extraction", refit_head=False,
+                 label_smoothing=opts.label_smoothing, batch_size=opts.batch_size,
+                 seed=opts.seed, strategy=run.strategy, verbose=0)
+    if opts.verbose:
+        print(f"Stage 1 'head': closed-form head on {len(train[1])} labelled images "
+              f"(l2={report.stages[0].l2:.3g})")
+    return report.stages[0]
+
+
+def _fit(distiller, run, index, clock, size, val, epochs, callbacks):
+    opts = run.options
+    distiller.fit(distribute.prepare_dataset(train_dataset(run, index, clock, size),
+                                             run.strategy, training=True),
+                  validation_data=None if val is None else distribute.prepare_dataset(
+                      val, run.strategy, training=False),
+                  epochs=epochs, verbose=_keras_verbose(opts.verbose),
+                  callbacks=callbacks, shuffle=False)  # the dataset shuffles itself
+
+
+__all__ = ["EpochClock", "Run", "Split", "can_fit_linear_head", "epoch_order", "run_linear_head",
+           "run_stage", "train_dataset",
            "validation_dataset"]

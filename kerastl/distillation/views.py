@@ -172,6 +172,15 @@ def _checked(name, x, y, *, labeled):
     return _sorted(_to_uint8(x), y)
 
 
+def resized(images: np.ndarray, size) -> np.ndarray:
+    """RGB images in [0, 255] resized (antialiased) to ``(height, width)``, as float32."""
+    if tuple(images.shape[1:3]) == tuple(size):
+        return np.asarray(images, "float32")
+    out = [tf.image.resize(np.asarray(images[i:i + 64], "float32"), size, antialias=True).numpy()
+           for i in range(0, len(images), 64)]
+    return np.clip(np.concatenate(out), 0, 255).astype("float32")
+
+
 def view_boxes(num_images: int, views: int, *, augment: str, seed: int | None) -> np.ndarray:
     """Returns the crop boxes of every view: float32 ``(n, views, 5)``.
 
@@ -255,4 +264,4 @@ def view_dataset(images: Images, boxes: np.ndarray, size, *,
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
 
 
-__all__ = ["AUGMENTS", "Images", "UNLABELED", "collect", "loader", "render", "view_boxes", "view_dataset"]
+__all__ = ["AUGMENTS", "Images", "UNLABELED", "collect", "loader", "render", "resized", "view_boxes", "view_dataset"]
