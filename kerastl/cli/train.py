@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import click
 
 from kerastl.cli import options as opts
 from kerastl.cli.common import Output, import_kerastl, output_options, report_module
-from kerastl.cli.config import BlocksType, config_option
+from kerastl.cli.config import BlocksType, JsonDict, config_option
 from kerastl.cli.loading import check_data_spec
 from kerastl.training.recipes import RECIPES  # TensorFlow-free: the CLI stays lazy
 
@@ -52,11 +53,58 @@ def _fit_summary(fit_report) -> dict:
     return out
 
 
+def multitask_run(params: dict, out: Output, peft) -> dict:
+    """``kerastl train --tasks '{task: DATA}'``: one backbone, one head per task."""
+    start = time.perf_counter()
+    if params["data"] is not None:
+        raise click.UsageError("Pass DATA or --tasks (one DATA per task), not both.")
+    specs = {t: check_data_spec(v) for t, v in params["tasks"].items()}
+    kerastl = import_kerastl(debug=out.debug)
+    import kerastl.multitask
+
+    opts.check_backbone(kerastl, params["backbone"])
+    run_dir = opts.run_folder(params["output"], data="_".join(specs), overwrite=params["overwrite"],
+                              backbone=params["backbone"])
+    data = {}
+    for task, spec in specs.items():
+        size, strategy, data[task] = opts.prepare_run(kerastl, params, out, data_spec=spec,
+                                                      backbone=params["backbone"])
+    model = kerastl.build(params["backbone"], tasks={t: d.class_names for t, d in data.items()},
+                          input_shape=(size, size, 3), weights=params["weights"],
+                          backbone_kwargs=params["backbone_kwargs"], strategy=strategy)
+    out.status(f"Training {params['backbone']} on tasks {', '.join(specs)} ...")
+    with out.working():
+        report = kerastl.multitask.fit(
+            model, {t: d.train for t, d in data.items()},
+            {t: d.validation for t, d in data.items() if d.validation is not None} or None,
+            loss_weighting=params["loss_weighting"], peft=peft, epochs=params["epochs"] or 10,
+            trainable_blocks=params["trainable_blocks"] or 0, seed=params["seed"],
+            learning_rate=params["learning_rate"] or 1e-3, verbose=out.verbose)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save(run_dir / MODEL_FILE)
+    adapter = None
+    if peft is not None:
+        import kerastl.peft
+
+        adapter = str(kerastl.peft.save(model, run_dir / ADAPTER_FILE))
+    exported = None
+    if params["export"]:
+        exported = kerastl.multitask.export(model, params["export"], quantization=[
+            q for q in (params["quantization"] or ["float32"]) if q != "int8"]).to_dict()
+    result = {"run_dir": str(run_dir), "model": str(run_dir / MODEL_FILE), "adapter": adapter,
+              "fit": report.to_dict(), "export": exported, "seconds": time.perf_counter() - start}
+    (run_dir / "multitask_report.json").write_text(json.dumps(result, indent=2, default=str))
+    out.result(result, str(report), quiet_text=str(run_dir))
+    return result
+
+
 def train_run(params: dict, out: Output) -> dict:
     """Runs one ``kerastl train`` with resolved flag values; returns the JSON result."""
+    peft = _peft_setting(params)
+    if params["tasks"]:
+        return multitask_run(params, out, peft)
     start = time.perf_counter()
     data_spec = check_data_spec(params["data"])
-    peft = _peft_setting(params)
     kerastl = import_kerastl(debug=out.debug)
     opts.check_backbone(kerastl, params["backbone"])
     run_dir = opts.run_folder(params["output"], data=data_spec, backbone=params["backbone"],
@@ -151,6 +199,15 @@ def train_run(params: dict, out: Output) -> dict:
 @click.option("--peft-blocks", type=BlocksType(), default=None,
               help="Top backbone blocks --peft applies to, or all [default: all]. "
                    "Example: --peft-blocks 4")
+@click.option("--tasks", type=JsonDict(), default=None,
+              help="Multi-task model: one DATA folder per task as JSON (or a tasks: mapping "
+                   "in --config), one shared backbone and a head per task; --epochs, "
+                   "--trainable-blocks and --peft apply to it. "
+                   "Example: --tasks '{\"species\": \"flowers/\", \"pet\": \"pets/\"}'")
+@click.option("--loss-weighting", type=click.Choice(("equal", "uncertainty")), default="equal",
+              show_default=True,
+              help="How --tasks losses add up: equal, or uncertainty (learned, Kendall et al. "
+                   "2018). Example: --loss-weighting uncertainty")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Dropout before the classifier [default: the head's]. Example: --dropout 0.2")
 @click.option("--class-weight", type=click.Choice(("balanced", "sqrt")), default=None,
@@ -177,6 +234,7 @@ def train_command(*, out: Output, **params):
       kerastl train photos/ --backbone efficientnet_b0 --image-size 224 --epochs 5
       kerastl train photos/ --recipe two_stage --trainable-blocks 4 --fine-tune-epochs 3
       kerastl train photos/ --peft lora --lora-rank 8 --peft-blocks 4
+      kerastl train --tasks '{"species": "flowers/", "pet": "pets/"}' --epochs 5
       kerastl train --config train.yaml --epochs 2
     """
     train_run(opts.take_renamed(params, out), out)

@@ -117,3 +117,25 @@ def test_peft_flags_need_their_method(split_folder, tmp_path, flags, message):
     out = CliRunner().invoke(main, ["train", str(split_folder), *TINY, *flags,
                                     "--output", str(tmp_path / "run")])
     assert out.exit_code == 2 and message in out.stderr
+
+
+def test_train_a_multi_task_model_from_a_config_file(split_folder, tmp_path):
+    from harness import make_image_folder
+
+    pets = tmp_path / "pets"
+    make_image_folder(pets / "train", classes=("cat", "dog"), per_class=6, size=32, seed=3)
+    make_image_folder(pets / "val", classes=("cat", "dog"), per_class=2, size=32, seed=4)
+    config = tmp_path / "multitask.json"
+    config.write_text(json.dumps({"tasks": {"animal": str(split_folder), "pet": str(pets)},
+                                  "loss-weighting": "uncertainty", "epochs": 1}))
+    out = CliRunner().invoke(main, [
+        "train", "--config", str(config), *TINY, "--batch-size", "8", "--seed", "0",
+        "--output", str(tmp_path / "run"), "--export", str(tmp_path / "export"), "--json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert result["fit"]["tasks"] == ["animal", "pet"]
+    assert {"val_animal_accuracy", "val_pet_accuracy", "weight_pet"} <= set(
+        result["fit"]["history"])
+    assert result["export"]["tasks"]["pet"] == ["cat", "dog"]
+    assert (tmp_path / "export" / "1" / "model_float32.tflite").is_file()
+    assert (tmp_path / "run" / "multitask_report.json").is_file()
