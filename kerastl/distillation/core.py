@@ -167,7 +167,7 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
                          learning_rate=opts.learning_rate,
                          backbone_learning_rate=opts.backbone_learning_rate,
                          layer_decay=opts.layer_decay, trainable_blocks=depth)
-    boxes = view_boxes(len(images), opts.views, augment=opts.augment, seed=opts.seed)
+    boxes = view_boxes(images.keys, opts.views, augment=opts.augment, seed=opts.seed)
     cache = teacher_cache or TeacherCache(
         None if opts.checkpoint_dir is None else f"{opts.checkpoint_dir}/teacher")
     start = time.perf_counter()
@@ -177,7 +177,7 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
                                                  verbose=opts.verbose))
     val_split = None
     if val_images is not None:
-        val_boxes = view_boxes(len(val_images), 1, augment="none", seed=0)
+        val_boxes = view_boxes(val_images.keys, 1, augment="none", seed=0)
         val_split = Split(val_images, val_boxes, cache.get(teachers, val_images, val_boxes,
                                                            batch_size=opts.batch_size))
     teacher_seconds = time.perf_counter() - start if cache.computed > computed else 0.0

@@ -73,19 +73,22 @@ def predict_targets(teachers, images: Images, boxes: np.ndarray, *, batch_size: 
 
 
 class TeacherCache:
-    """Teacher outputs on fixed views, shared between `kerastl.distillation.distill` calls.
+    """Teacher outputs on fixed views, per image, shared between `distill` calls.
 
-    An entry is keyed on the teachers' weights, the images and the views, so
-    distilling the same teacher into students of other sizes (or with fewer
-    labels) on the same images runs the teacher once. With `directory`, the
-    entries are also written there as ``.npy`` files and read back by a
-    later process.
+    An entry is one image's targets on its views, keyed on the teachers'
+    weights, the image's pixels and its view boxes: distilling the same
+    teachers into students of other sizes, or with some labels dropped, on
+    the same images runs the teachers only on images they have not seen
+    (an image's views depend only on the seed and its pixels, see
+    `kerastl.distillation.views.view_boxes`). With `directory`, each call's
+    targets are also written there as one ``.npy`` file and read back by a
+    later process (a resumed run).
 
     Args:
-        directory: Folder for the entries, or None (memory only).
+        directory: Folder for the files, or None (memory only).
 
     Attributes:
-        computed: How many entries were computed (not read from memory or disk).
+        computed: Images the teachers ran on (not found in memory or on disk).
 
     Example:
         >>> cache = kerastl.distillation.TeacherCache()
@@ -95,7 +98,7 @@ class TeacherCache:
 
     def __init__(self, directory: str | None = None):
         self.directory = directory
-        self._entries: dict[str, np.ndarray] = {}
+        self._entries: dict[tuple, np.ndarray] = {}
         self.computed = 0
 
     def __len__(self) -> int:
@@ -104,25 +107,28 @@ class TeacherCache:
     def get(self, teachers, images: Images, boxes: np.ndarray, *, batch_size: int = 32,
             verbose: int = 0) -> np.ndarray:
         """Returns `predict_targets` for these teachers, images and views (cached)."""
-        key = hashlib.sha256(":".join(
-            [teacher_key(teachers), images.digest(), _boxes_key(boxes)]).encode()).hexdigest()
-        if key in self._entries:
-            return self._entries[key]
-        path = None if self.directory is None else os.path.join(self.directory,
-                                                                f"teacher_{key[:32]}.npy")
-        if path is not None and os.path.exists(path):
-            targets = np.load(path)
-        else:
-            targets = predict_targets(teachers, images, boxes, batch_size=batch_size,
-                                      verbose=verbose)
-            self.computed += 1
-            if path is not None:
-                os.makedirs(self.directory, exist_ok=True)
-                tmp = path + ".tmp.npy"
-                np.save(tmp, targets)
-                os.replace(tmp, path)
-        self._entries[key] = targets
-        return targets
+        teachers_key = teacher_key(teachers)
+        keys = [(teachers_key, k, _boxes_key(b)) for k, b in zip(images.keys, boxes)]
+        path = None
+        if self.directory is not None:
+            whole = hashlib.sha256(repr(keys).encode()).hexdigest()
+            path = os.path.join(self.directory, f"teacher_{whole[:32]}.npy")
+            if os.path.exists(path):
+                self._entries.update(zip(keys, np.load(path)))
+        missing = [i for i, key in enumerate(keys) if key not in self._entries]
+        if missing:
+            index = np.asarray(missing)
+            targets = predict_targets(teachers, images.subset(index), boxes[index],
+                                      batch_size=batch_size, verbose=verbose)
+            self._entries.update(zip([keys[i] for i in missing], targets))
+            self.computed += len(missing)
+        out = np.stack([self._entries[key] for key in keys])
+        if path is not None and not os.path.exists(path):
+            os.makedirs(self.directory, exist_ok=True)
+            tmp = path + ".tmp.npy"
+            np.save(tmp, out)
+            os.replace(tmp, path)
+        return out
 
 
 __all__ = ["MIN_PROBABILITY", "TeacherCache", "input_size", "predict_targets", "teacher_key"]

@@ -38,10 +38,16 @@ class Images:
     Attributes:
         pixels: uint8 array ``(n, height, width, 3)``.
         labels: int64 class index per image, `UNLABELED` (-1) for unlabelled images.
+        keys: SHA-1 of each image's pixels (its views are drawn from it, see `view_boxes`).
     """
 
     pixels: np.ndarray
     labels: np.ndarray
+    keys: np.ndarray = None
+
+    def __post_init__(self):
+        if self.keys is None:
+            self.keys = np.array([_key(p) for p in self.pixels], dtype=object)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -68,14 +74,22 @@ class Images:
             raise ValueError("`train` and `unlabeled` images must have the same size (load "
                              f"both at the same image_size). Received: sizes {sorted(sizes)}")
         return Images(np.concatenate([p.pixels for p in parts]),
-                      np.concatenate([p.labels for p in parts]))
+                      np.concatenate([p.labels for p in parts]),
+                      np.concatenate([p.keys for p in parts]))
+
+    def subset(self, index) -> Images:
+        return Images(self.pixels[index], self.labels[index], self.keys[index])
+
+
+def _key(pixels) -> str:
+    return hashlib.sha1(np.ascontiguousarray(pixels).data).hexdigest()
 
 
 def _sorted(pixels: np.ndarray, labels: np.ndarray) -> Images:
     """Sorts examples by (label, pixel digest), so shuffled loaders give the same arrays."""
-    keys = [hashlib.sha1(np.ascontiguousarray(p).data).hexdigest() for p in pixels]
+    keys = np.array([_key(p) for p in pixels], dtype=object)
     order = sorted(range(len(keys)), key=lambda i: (int(labels[i]), keys[i]))
-    return Images(pixels[order], labels[order])
+    return Images(pixels[order], labels[order], keys[order])
 
 
 def _to_uint8(images) -> np.ndarray:
@@ -181,33 +195,48 @@ def resized(images: np.ndarray, size) -> np.ndarray:
     return np.clip(np.concatenate(out), 0, 255).astype("float32")
 
 
-def view_boxes(num_images: int, views: int, *, augment: str, seed: int | None) -> np.ndarray:
+def view_boxes(keys, views: int, *, augment: str, seed: int | None) -> np.ndarray:
     """Returns the crop boxes of every view: float32 ``(n, views, 5)``.
 
     Each row is ``(top, left, height, width, flip)`` in fractions of the image
-    (flip is 0 or 1). View 0 is the whole image, unflipped.
+    (flip is 0 or 1). View 0 is the whole image, unflipped. The views of an
+    image are drawn from ``(seed, its key)`` alone, so an image keeps its views
+    in any dataset (with or without its label, in any order), and the
+    teacher's outputs on it can be reused (`kerastl.distillation.TeacherCache`).
+
+    Args:
+        keys: One key per image: `Images.keys` (hex digests) or ints.
+        views: Views per image.
+        augment: One of `AUGMENTS`.
+        seed: The run's seed (None: 0).
 
     Example:
-        >>> boxes = kerastl.distillation.views.view_boxes(10, 4, augment="crop_flip", seed=0)
+        >>> boxes = kerastl.distillation.views.view_boxes(range(10), 4, augment="crop_flip",
+        ...                                               seed=0)
         >>> boxes.shape
         (10, 4, 5)
     """
-    rng = np.random.default_rng(0 if seed is None else seed)
-    shape = (num_images, views)
-    area = rng.uniform(*CROP_AREA, size=shape)
-    aspect = np.exp(rng.uniform(*np.log(CROP_ASPECT), size=shape))
-    flip = (rng.random(shape) < 0.5).astype("float32")
+    rows = [_image_boxes(np.random.default_rng(
+        [0 if seed is None else seed, int(k, 16) % 2**63 if isinstance(k, str) else int(k)]),
+        views, augment) for k in keys]
+    return np.stack(rows) if rows else np.zeros((0, views, 5), "float32")
+
+
+def _image_boxes(rng, views: int, augment: str) -> np.ndarray:
+    area = rng.uniform(*CROP_AREA, size=views)
+    aspect = np.exp(rng.uniform(*np.log(CROP_ASPECT), size=views))
+    flip = (rng.random(views) < 0.5).astype("float32")
     if augment == "crop_flip":
         height = np.minimum(1.0, np.sqrt(area / aspect))
         width = np.minimum(1.0, np.sqrt(area * aspect))
     else:
-        height = width = np.ones(shape)
+        height = width = np.ones(views)
     if augment == "none":
         flip[:] = 0.0
-    top = rng.uniform(size=shape) * (1.0 - height)
-    left = rng.uniform(size=shape) * (1.0 - width)
+    top = rng.uniform(size=views) * (1.0 - height)
+    left = rng.uniform(size=views) * (1.0 - width)
     boxes = np.stack([top, left, height, width, flip], axis=-1).astype("float32")
-    boxes[:, 0] = (0.0, 0.0, 1.0, 1.0, 0.0)
+    boxes[0] = (0.0, 0.0, 1.0, 1.0, 0.0)
     return boxes
 
 
