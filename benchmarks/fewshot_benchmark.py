@@ -116,26 +116,35 @@ def _load(folder: Path, size: int):
 
 def stage_features(args, sink) -> dict:
     import kerastl
-    import kerastl.fewshot as fs
     from kerastl.fewshot._data import features
 
     model = kerastl.build("mobilenet_v2", 2, input_shape=args.image_size)
-    arrays, images = {}, {}
+    arrays = {}
     for key, (name, train, test, _) in DATASETS.items():
         for split, folder in (("train", train), ("test", test)):
             start = time.perf_counter()
-            x, y, names = _load(_assets() / "datasets" / name / folder, args.image_size)
+            x, y, _ = _load(_assets() / "datasets" / name / folder, args.image_size)
             f = features("data", model, (x, y), width=1280)
             arrays[f"{key}_{split}_x"], arrays[f"{key}_{split}_y"] = f.x, f.y
-            images[(key, split)] = (x, y, names)
             _emit({"stage": "features", "dataset": key, "split": split, "images": len(x),
                    "seconds": round(time.perf_counter() - start, 1)}, sink)
     np.savez(args.cache, **arrays)
-    x, y, names = images[("flowers", "train")]
+    return arrays
+
+
+def stage_device(args, sink) -> None:
+    """Build time of a 5-way model from 25 images, and the on-device export check."""
+    import kerastl
+    import kerastl.fewshot as fs
+
+    model = kerastl.build("mobilenet_v2", 2, input_shape=args.image_size)
+    root = _assets() / "datasets" / DATASETS["flowers"][0]
+    x, y, names = _load(root / "train", args.image_size)
     rng = np.random.default_rng(0)
-    support = np.concatenate([rng.choice(np.flatnonzero(y == c), 5, replace=False)
-                              for c in range(5)])
-    fs.build(model, (x[:10], y[:10] % 2))  # warm-up: traces the feature pass once
+    picks = [rng.choice(np.flatnonzero(y == c), 7, replace=False) for c in range(5)]
+    support = np.concatenate([p[:5] for p in picks])
+    warmup = np.concatenate([p[5:] for p in picks])
+    fs.build(model, (x[warmup], y[warmup]))  # traces the feature pass once
     times = []
     for _ in range(3):
         start = time.perf_counter()
@@ -143,12 +152,12 @@ def stage_features(args, sink) -> dict:
         times.append(time.perf_counter() - start)
     _emit({"stage": "build_time", "images": 25, "ways": 5, "seconds_median":
            round(float(np.median(times)), 2), "seconds": [round(t, 2) for t in times]}, sink)
-    tx, ty, _ = images[("flowers", "test")]
-    cal = np.concatenate([x[rng.choice(len(x), 100, replace=False)]])
+    tx, ty, _ = _load(root / DATASETS["flowers"][2], args.image_size)
+    cal = x[rng.choice(len(x), args.calibration, replace=False)]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         report = fs.export(proto, tmp, quantization=("float32", "int8"),
-                           representative_data=cal, num_calibration_samples=100,
+                           representative_data=cal, num_calibration_samples=args.calibration,
                            support_data=(x[support], y[support]), eval_data=(tx, ty),
                            verbose=0)
         for a in report.artifacts:
@@ -157,7 +166,6 @@ def stage_features(args, sink) -> dict:
                    "accuracy": a.accuracy, "keras_accuracy": report.keras_accuracy,
                    "check_images": report.num_check_images,
                    "seconds": round(time.perf_counter() - start, 1)}, sink)
-    return arrays
 
 
 def _feature_model(num_classes: int, names=None):
@@ -216,7 +224,8 @@ def stage_episodes(args, arrays, sink) -> None:
             choice["baseline++"] = {"fine_tune_steps": max(scores, key=scores.get)}
             for method, chosen in choice.items():
                 start = time.perf_counter()
-                r = run_episodes(te_x, te_y, episodes=args.episodes, seed=args.seed,
+                count = args.episodes if method == "prototypes" else args.other_episodes
+                r = run_episodes(te_x, te_y, episodes=count, seed=args.seed,
                                  method=method, **chosen, **common)
                 _emit({"stage": "episodes", "dataset": key, "ways": ways, "shots": shots,
                        "method": method, "chosen_on_train_episodes": chosen,
@@ -292,13 +301,16 @@ def stage_extend(args, arrays, sink) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stages", default="features,episodes,extend")
+    parser.add_argument("--stages", default="features,device,episodes,extend")
     parser.add_argument("--cache", default="/tmp/fewshot_features_224.npz")
     parser.add_argument("--results", default=None)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--shots", default="1,5,10")
     parser.add_argument("--episodes", type=int, default=600)
+    parser.add_argument("--other-episodes", type=int, default=600,
+                        help="episodes of the logistic and baseline++ rows")
     parser.add_argument("--choice-episodes", type=int, default=100)
+    parser.add_argument("--calibration", type=int, default=100)
     parser.add_argument("--fit-episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -310,6 +322,8 @@ def main(argv=None) -> int:
         arrays = stage_features(args, sink)
     else:
         arrays = dict(np.load(args.cache))
+    if "device" in stages:
+        stage_device(args, sink)
     if "episodes" in stages:
         stage_episodes(args, arrays, sink)
     if "extend" in stages:

@@ -39,10 +39,9 @@ def class_prototypes(x, y, num_classes: int, *, metric: str = "cosine") -> np.nd
     """
     x = normalize(x) if metric == "cosine" else np.asarray(x, "float32")
     y = np.asarray(y, "int64")
-    sums = np.zeros((num_classes, x.shape[1]), "float64")
-    np.add.at(sums, y, x)
-    counts = np.bincount(y, minlength=num_classes)[:, None]
-    means = (sums / np.maximum(counts, 1)).astype("float32")
+    onehot = np.eye(num_classes, dtype="float32")[y]
+    counts = onehot.sum(axis=0)[:, None]
+    means = (onehot.T @ x) / np.maximum(counts, 1.0)
     return normalize(means) if metric == "cosine" else means
 
 
