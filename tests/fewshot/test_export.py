@@ -109,3 +109,13 @@ def test_bad_input(exported, tmp_path):
         fs.export(model, tmp_path, support_data={"zz": x[:2]}, verbose=0)
     with pytest.raises(TypeError, match="prototype model"):
         fs.export(tiny_kerastl_model(3), tmp_path, verbose=0)
+
+
+def test_kerastl_export_takes_a_prototype_model(exported, tmp_path):
+    """The prototype model is a kerastl model: the standard exporter runs it as it is."""
+    model, x, _, _, _ = exported
+    report = kerastl.export(model, tmp_path, formats=("keras", "tflite"),
+                            quantization="float32", eval_data=(x, np.zeros(len(x), int)),
+                            verbose=0)
+    assert report.artifact("model_float32.tflite").agreement == 1.0
+    assert report.artifact("model.keras").agreement == 1.0
