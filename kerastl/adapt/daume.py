@@ -93,7 +93,7 @@ def fine_tune_target(model, target_labelled, *, epochs: int = 30, learning_rate:
     Example:
         >>> kerastl.adapt.daume.fine_tune_target(model, (few_images, few_labels))
     """
-    from kerastl.training.fit import fit
+    from kerastl.training import fit  # the function (see kerastl.adapt.fit)
 
     epochs = check_int("epochs", epochs, minimum=1)
     report = fit(model, target_labelled, None, recipe="feature_extraction",

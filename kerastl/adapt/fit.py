@@ -70,8 +70,8 @@ def _check(method, trainable_blocks, epochs, learning_rate, alignment_weight, tr
 
 def fit(model, source_train, target, *, method="auto", source_validation=None,
         target_labelled=None, train_source=True, source_recipe="auto", trainable_blocks=None,
-        epochs=None, learning_rate=None, alignment_weight=1.0, feature_cache=None,
-        batch_size=32, seed=None, verbose=1) -> AdaptReport:
+        epochs=None, learning_rate=None, alignment_weight=1.0, auto_methods=AUTO_ORDER,
+        feature_cache=None, batch_size=32, seed=None, verbose=1) -> AdaptReport:
     """Trains `model` on labelled source images and adapts it to unlabelled target images.
 
     Methods (see the `kerastl.adapt` modules): ``"source_only"`` (no
@@ -83,7 +83,8 @@ def fit(model, source_train, target, *, method="auto", source_validation=None,
     shift means no adaptation (the report says so); otherwise the methods of
     `AUTO_ORDER` are tried in turn and the first whose source validation
     accuracy is at most 1 point below the source-only model's is kept (none:
-    the source-only model is returned).
+    the source-only model is returned). The methods and their order are
+    `auto_methods`.
 
     Args:
         model: A model from `kerastl.build` (a classifier).
@@ -106,6 +107,7 @@ def fit(model, source_train, target, *, method="auto", source_validation=None,
             ``"fine_tune_target"`` (30).
         learning_rate: Their Adam rate (default 1e-4 deep, 1e-3 TENT and fine-tuning).
         alignment_weight: Weight of the deep methods' alignment term.
+        auto_methods: The methods ``"auto"`` tries, in order (default `AUTO_ORDER`).
         feature_cache: A `kerastl.training.FeatureCache` to share between calls.
         batch_size: Batch size for arrays and folders.
         seed: Seed of training, shuffling and folds.
@@ -120,11 +122,15 @@ def fit(model, source_train, target, *, method="auto", source_validation=None,
         >>> report = kerastl.adapt.fit(model, data, "phone_photos/", method="auto")
         >>> print(report)
     """
-    from kerastl.training.fit import compile_for_evaluation
-    from kerastl.training.fit import fit as fit_source
+    # The package's lazy name `fit` first: importing the submodule ``kerastl.training.fit``
+    # any other way (also through the lazy ``compile_for_evaluation``) leaves the package
+    # attribute ``kerastl.training.fit``, and so ``kerastl.fit``, bound to the module.
+    from kerastl.training import fit as fit_source
+    from kerastl.training import compile_for_evaluation
 
     _check(method, trainable_blocks, epochs, learning_rate, alignment_weight, train_source,
            target_labelled)
+    auto_methods = _check_auto(auto_methods)
     verbose = check_int("verbose", verbose, minimum=0, maximum=2)
     started = time.perf_counter()
     cache = feats.check_cache(feature_cache)
@@ -145,7 +151,7 @@ def fit(model, source_train, target, *, method="auto", source_validation=None,
     opts = {"seed": seed, "trainable_blocks": trainable_blocks, "epochs": epochs,
             "learning_rate": learning_rate, "alignment_weight": alignment_weight}
     if method == "auto":
-        _auto(report, model, train, val, target, cache, opts, base)
+        _auto(report, model, train, val, target, cache, opts, base, auto_methods)
     elif method == "source_only":
         report.message = "source_only: no adaptation asked for"
     else:
@@ -169,13 +175,23 @@ def _try(method, model, train, val, target, labelled, cache, opts) -> Candidate:
     return Candidate(method, accuracy, False, "", time.perf_counter() - start, details or {})
 
 
-def _auto(report, model, train, val, target, cache, opts, base) -> None:
+def _check_auto(auto_methods) -> tuple:
+    allowed = [m for m in METHODS if m not in ("auto", "source_only") + LABELLED_TARGET]
+    if isinstance(auto_methods, str) or not isinstance(auto_methods, (tuple, list)):
+        raise ValueError(f"`auto_methods` must be a tuple of method names from {allowed}. "
+                         f"Received: auto_methods={auto_methods!r}")
+    for name in auto_methods:
+        check_one_of("auto_methods", name, allowed)
+    return tuple(auto_methods)
+
+
+def _auto(report, model, train, val, target, cache, opts, base, order) -> None:
     if not report.shift.shift:
         report.adaptation_needed = False
         report.message = f"source_only: {report.shift.verdict}"
         return
     weights = model.get_weights()
-    for method in AUTO_ORDER:
+    for method in order:
         if method == "adabn" and not batchnorm.batch_norm_layers([model]):
             continue
         candidate = _try(method, model, train, val, target, None, cache, opts)
@@ -186,7 +202,7 @@ def _auto(report, model, train, val, target, cache, opts, base) -> None:
             candidate.reason = ("no source validation data to check it on" if base is None else
                                 f"source validation {acc:.4f} >= source-only {base:.4f} - 0.01")
             report.method = method
-            report.message = f"{method}: the first of {AUTO_ORDER} within 1 point on source"
+            report.message = f"{method}: the first of {order} within 1 point on source"
             return
         candidate.reason = f"source validation {acc:.4f} < source-only {base:.4f} - 0.01"
         model.set_weights(weights)

@@ -4,7 +4,7 @@ METHODS = ("auto", "source_only", "adabn", "tent", "coral", "deep_coral", "mmd",
            "daume", "fine_tune_target")
 # The order "auto" tries (the first within 1 point of source validation accuracy
 # is kept), from benchmarks/adapt_benchmark.py.
-AUTO_ORDER = ("coral", "adabn")
+AUTO_ORDER = ("dann", "mmd", "coral", "adabn")
 LABELLED_TARGET = ("daume", "fine_tune_target")
 DEEP = ("deep_coral", "mmd", "dann")
 

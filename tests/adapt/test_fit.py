@@ -25,10 +25,11 @@ def test_auto_adapts_and_keeps_the_source_within_one_point(shifted):
     model = tiny_kerastl_model(3)
     cache = FeatureCache()
     report = adapt.fit(model, shifted["source"], shifted["target"],
-                       source_validation=shifted["validation"], feature_cache=cache, **FIT)
+                       source_validation=shifted["validation"], feature_cache=cache,
+                       auto_methods=("coral", "adabn"), **FIT)
     assert report.shift.shift and report.adaptation_needed
     base = report.source_only_validation_accuracy
-    assert [c.method for c in report.candidates][: 1] == [adapt.AUTO_ORDER[0]]
+    assert [c.method for c in report.candidates][:1] == ["coral"]
     kept = [c for c in report.candidates if c.kept]
     assert len(kept) <= 1
     for c in report.candidates:
@@ -74,5 +75,16 @@ def test_bad_method_and_options(shifted):
         adapt.fit(model, shifted["source"], shifted["target"], method="corall", **FIT)
     with pytest.raises(ValueError, match="`epochs` must be an integer >= 1. Received: epochs=0"):
         adapt.fit(model, shifted["source"], shifted["target"], epochs=0, **FIT)
+    with pytest.raises(ValueError, match="`auto_methods` must be one of"):
+        adapt.fit(model, shifted["source"], shifted["target"], auto_methods=("daume",), **FIT)
     with pytest.raises(TypeError):
         adapt.fit(model, shifted["source"], shifted["target"], epoch=3, **FIT)
+
+
+def test_kerastl_fit_stays_the_function_after_adapting(shifted):
+    import kerastl
+
+    adapt.fit(tiny_kerastl_model(3), shifted["source"], shifted["target"],
+              method="source_only", **FIT)
+    assert callable(kerastl.fit) and callable(kerastl.training.fit)
+    assert callable(adapt.fit)
