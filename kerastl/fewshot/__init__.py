@@ -23,11 +23,36 @@ Example:
     >>> print(kerastl.fewshot.evaluate(model, data.validation, ways=5, shots=1))
 """
 
-from kerastl.fewshot.build import add_classes, build
-from kerastl.fewshot.episodes import EpisodeResult, evaluate, mean_ci
-from kerastl.fewshot.export import OnDeviceReport, export
-from kerastl.fewshot.extend import ExtendResult, extend
-from kerastl.fewshot.layers import PrototypeClassifier, PrototypeHead
+import importlib
+
+# Public name -> module, imported on first use (PEP 562), so that the TensorFlow-free
+# ``kerastl.fewshot.cli`` imports without TensorFlow (``kerastl --help`` stays fast).
+_LAZY = {
+    "add_classes": "builder", "build": "builder", "EpisodeResult": "episodes",
+    "evaluate": "episodes", "mean_ci": "episodes", "OnDeviceReport": "ondevice",
+    "export": "exporter", "ExtendResult": "incremental", "extend": "incremental",
+    "PrototypeClassifier": "layers", "PrototypeHead": "layers",
+}
+# Submodules (no module is named like a function: importing one sets a package attribute).
+_MODULES = ("builder", "cli", "episodes", "exporter", "incremental", "layers", "ondevice",
+            "prototypes")
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f"kerastl.fewshot.{module}"), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f"kerastl.fewshot.{name}")
+    else:
+        raise AttributeError(f"module 'kerastl.fewshot' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_MODULES))
+
 
 __all__ = ["EpisodeResult", "ExtendResult", "OnDeviceReport", "PrototypeClassifier",
            "PrototypeHead", "add_classes", "build", "evaluate", "export", "extend", "mean_ci"]

@@ -27,7 +27,7 @@ def with_head(model, head, *, name=None) -> keras.Model:
     The new model shares `model`'s layers (and so its weights), except the head.
 
     Example:
-        >>> grown = kerastl.fewshot.build.with_head(model, kerastl.fewshot.PrototypeHead(4))
+        >>> grown = kerastl.fewshot.builder.with_head(model, kerastl.fewshot.PrototypeHead(4))
     """
     inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name="image")
     x = inputs

@@ -19,7 +19,7 @@ import numpy as np
 from kerastl._validation import check_bool, check_int, check_one_of
 from kerastl.fewshot import prototypes as proto
 from kerastl.fewshot._data import features
-from kerastl.fewshot.build import base_model, pooled_width
+from kerastl.fewshot.builder import base_model, pooled_width
 from kerastl.fewshot.layers import METRICS, default_scale
 
 METHODS = ("prototypes", "baseline++", "logistic")

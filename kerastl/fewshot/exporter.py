@@ -38,7 +38,7 @@ from kerastl.export import inputs, keras_format, manifest, staging, tflite, veri
 from kerastl.export.config import QUANTIZATIONS
 from kerastl.fewshot import ondevice
 from kerastl.fewshot._data import _from_dict
-from kerastl.fewshot.build import pooled_width, prototype_head
+from kerastl.fewshot.builder import pooled_width, prototype_head
 from kerastl.fewshot.layers import prototype_scores
 from kerastl.fewshot.prototypes import class_prototypes
 

@@ -40,7 +40,7 @@ import tensorflow as tf
 from kerastl._validation import check_float, check_int, check_one_of
 from kerastl.accessors import get_head
 from kerastl.fewshot._data import check_every_class, features
-from kerastl.fewshot.build import new_class_names, pooled_width, with_head
+from kerastl.fewshot.builder import new_class_names, pooled_width, with_head
 from kerastl.layers import ClassificationHead
 from kerastl.training.cache import FeatureCache
 from kerastl.training.graph import head_model

@@ -7,7 +7,7 @@ import pytest
 import kerastl
 from harness import (assert_float32_close, assert_keras_round_trip,
                      assert_serialization_round_trip, random_images, tiny_kerastl_model)
-from kerastl.fewshot.build import with_head
+from kerastl.fewshot.builder import with_head
 from kerastl.fewshot.layers import PrototypeClassifier, PrototypeHead, prototype_scores
 
 
