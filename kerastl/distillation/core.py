@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -21,7 +20,9 @@ from kerastl.distribute import resolve_strategy
 from kerastl.freezing import check_trainable_blocks
 from kerastl.model import model_spec
 from kerastl.training.checkpoint import Checkpoint
-from kerastl.training.fit import _keeps, compile_for_evaluation
+# The stage loop of kerastl.fit (checkpoints, keep-a-stage rule), with its runner.
+from kerastl.training.fit import _run as fit_stages
+from kerastl.training.fit import compile_for_evaluation
 from kerastl.training.inputs import Data
 from kerastl.training.options import check_callbacks
 from kerastl.training.recipes import plan_stages
@@ -195,7 +196,8 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
                            teacher_seconds=teacher_seconds)
     report.selected_on = ("validation" if val_split is not None
                           else "none: no validation data, the last stage")
-    _run_stages(run, stages, report)
+    run.later_stages = len(stages) > 1
+    fit_stages(run, stages, report, runner=_run_stage)
     compile_for_evaluation(student, strategy=strategy)
     report.seconds = time.perf_counter() - started
     if opts.verbose:
@@ -265,34 +267,12 @@ def _plan(opts, stages, student, teachers) -> dict:
                                              "bn_training", "weight_decay")}}
 
 
-def _run_stages(run: Run, stages, report: DistillReport) -> None:
-    """Runs the stages; keeps a later one only as `kerastl.fit` does (see its `_keeps`)."""
-    best, best_stage, best_weights = None, None, None
-    if run.checkpoint is not None and (saved := run.checkpoint.load_best()) is not None:
-        best, best_stage, best_weights = saved
-    judge = SimpleNamespace(monitor=run.monitor, validation=None if run.validation is None
-                            else SimpleNamespace(num_examples=len(run.validation.images)))
-    for index, stage in enumerate(stages):
-        done = run.checkpoint.finished(index) if run.checkpoint else None
-        if done is not None:
-            run.checkpoint.restore_stage(run.student, index)
-            report.stages.append(done)
-            continue
-        if index == 0 and len(stages) > 1 and can_fit_linear_head(run, stage):
-            stage_report = run_linear_head(run)
-        else:
-            stage_report = run_stage(run, index, stage)
-        report.stages.append(stage_report)
-        if run.validation is None or _keeps(judge, stage_report.best, best):
-            best, best_stage = stage_report.best, index
-            best_weights = run.student.get_weights()
-            if run.checkpoint is not None:
-                run.checkpoint.save_best(best_weights, best, index)
-        if run.checkpoint is not None:
-            run.checkpoint.finish_stage(run.student, index, stage_report)
-    if best_weights is not None and best_stage != len(stages) - 1:
-        run.student.set_weights(best_weights)
-    report.best, report.best_stage = dict(best or {}), best_stage
+def _run_stage(run: Run, index: int, stage):
+    """A stage for `kerastl.training.fit`'s stage loop: the head in closed form, or distilled."""
+    if index == 0 and stage.trainable_blocks == 0 and run.later_stages \
+            and can_fit_linear_head(run, stage):
+        return run_linear_head(run)
+    return run_stage(run, index, stage)
 
 
 def agreement(teacher, student, images) -> dict:

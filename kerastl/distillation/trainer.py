@@ -40,6 +40,10 @@ class Split:
     boxes: np.ndarray
     targets: np.ndarray
 
+    @property
+    def num_examples(self) -> int:
+        return len(self.images)
+
 
 @dataclasses.dataclass
 class Run:
@@ -55,6 +59,16 @@ class Run:
     callbacks: list
     checkpoint: object       # kerastl.training.checkpoint.Checkpoint or None
     monitor: str
+    later_stages: bool = False
+
+    # What kerastl.training.fit's stage loop (`_run`) reads of its context.
+    @property
+    def model(self) -> keras.Model:
+        return self.student
+
+    def cut_for(self, depth: int):
+        """No activation cache: every view is new to the student."""
+        return None, None
 
 
 class EpochClock(keras.callbacks.Callback):
