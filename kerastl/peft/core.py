@@ -174,7 +174,7 @@ def apply(model, peft, *, rank=None, alpha=None, blocks=ALL_BLOCKS) -> PeftSumma
     Example:
         >>> model = kerastl.build("mobilenet_v2", 5, input_shape=96)
         >>> kerastl.peft.apply(model, "lora", rank=4, blocks=4).peft_params
-        46080
+        33920
     """
     if isinstance(peft, (PeftConfig, dict)):
         if (rank, alpha, blocks) != (None, None, ALL_BLOCKS):
