@@ -26,6 +26,7 @@ when a preset is resolved (and by Keras itself when a saved model names it).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -304,8 +305,6 @@ def resolve_kerashub_backbone(ref, *, input_shape=None, weights="imagenet",
 
 
 def _with_blocks(spec: BackboneSpec, num_blocks: int) -> BackboneSpec:
-    import dataclasses
-
     return dataclasses.replace(spec, num_blocks=num_blocks)
 
 
@@ -442,6 +441,10 @@ def enable_lora(model, rank: int, *, target_layer_names=None) -> list[str]:
     if backbone is None:
         raise ValueError("`model` must have a KerasHub backbone ('kerashub:' in kerastl.build) "
                          "for KerasHub's enable_lora. Received: a model without one")
+    outer = model.get_layer("backbone") if isinstance(model, keras.Model) and any(
+        layer.name == "backbone" for layer in model.layers) else None
+    if outer is not None and outer is not backbone:
+        outer.trainable = True  # first: KerasHub then freezes all but the LoRA factors
     backbone.enable_lora(rank, target_layer_names=target_layer_names)
     names = [layer.name for layer in backbone._flatten_layers(include_self=False)
              if getattr(layer, "lora_enabled", False)]
@@ -449,10 +452,6 @@ def enable_lora(model, rank: int, *, target_layer_names=None) -> list[str]:
         raise ValueError(f"KerasHub found no attention layer to adapt in "
                          f"{type(backbone).__name__} (LoRA targets "
                          f"{target_layer_names or backbone.default_lora_layer_names()}).")
-    wrapper = model.get_layer("backbone") if isinstance(model, keras.Model) and any(
-        layer.name == "backbone" for layer in model.layers) else None
-    if wrapper is not None and wrapper is not backbone:
-        wrapper.trainable = True
     return names
 
 
