@@ -193,3 +193,24 @@ def test_bad_presets_have_clear_errors(presets, tmp_path):
         kerastl.build("kerashub:" + presets["resnet"], 3, backbone_kwargs={"alpha": 1})
     with pytest.raises(ValueError, match="name a KerasHub preset"):
         kerastl.build("kerashub:", 3)
+
+
+def _accessors_know_kerashub() -> bool:
+    import inspect
+
+    from kerastl import accessors
+
+    return "kerashub" in inspect.getsource(accessors.spec_for_name)
+
+
+@pytest.mark.skipif(not _accessors_know_kerashub(),
+                    reason="kerastl.accessors.spec_for_name does not map 'kerashub:' names yet")
+def test_saved_models_read_their_kerashub_blocks(presets, tmp_path):
+    model = kerastl.build("kerashub:" + presets["resnet"], 3)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    names = [b.name for b in kerastl.get_blocks(loaded)]
+    assert names == ["stem", "stack0_block0", "stack0_block1", "stack1_block0", "stack1_block1"]
+    summary = kerastl.set_trainable_blocks(loaded, 2)
+    assert summary.trainable_block_names == ["stack1_block0", "stack1_block1"]
