@@ -174,30 +174,35 @@ def train_aligned(model, source, target, options: DeepOptions, *, feature_cache=
     rng = np.random.default_rng(opts.seed)
     size = opts.batch_size
     scale = _initial_scale(loop, xs[:size], ys[:size], xt[:size])
+    loop.scale.assign(scale)
     total = opts.epochs * max(1, -(-len(xs) // size))
     history = {"loss": [], "alignment": []}
-    t_order, t_pos, done = rng.permutation(len(xt)), 0, 0
+    target_batches = _target_batches(len(xt), size, rng)
+    step = 0
     for _ in range(opts.epochs):
+        sums = np.zeros(2)
         order = rng.permutation(len(xs))
-        ce_sum, al_sum, steps = 0.0, 0.0, 0
-        for i in range(0, len(order) - 1, size):
-            idx = order[i:i + size]
-            if t_pos + size > len(t_order):
-                t_order, t_pos = rng.permutation(len(xt)), 0
-            t_idx = t_order[t_pos:t_pos + size]
-            t_pos += size
+        starts = range(0, len(order) - 1, size)
+        for i in starts:
             if loop.grl is not None:
-                loop.grl.set_scale(dann_schedule(done / total))
-            loop.scale.assign(scale)
-            ce, al = loop.step(tf.constant(xs[idx]), tf.constant(ys[idx]),
-                               tf.constant(xt[t_idx]))
-            ce_sum, al_sum = ce_sum + float(ce), al_sum + float(al)
-            steps, done = steps + 1, done + 1
-        history["loss"].append(ce_sum / max(steps, 1))
-        history["alignment"].append(al_sum / max(steps, 1))
+                loop.grl.set_scale(dann_schedule(step / total))
+            idx, t_idx = order[i:i + size], next(target_batches)
+            sums += [float(v) for v in loop.step(tf.constant(xs[idx]), tf.constant(ys[idx]),
+                                                 tf.constant(xt[t_idx]))]
+            step += 1
+        history["loss"].append(sums[0] / max(len(starts), 1))
+        history["alignment"].append(sums[1] / max(len(starts), 1))
     apply_trainable_blocks(get_backbone(model), blocks, 0)
     return {"history": history, "aligned_on": "predictions" if depth == 0 else "features",
             "scale": scale, "trainable_blocks": depth}
+
+
+def _target_batches(n: int, size: int, rng):
+    """Endless target batches: shuffled passes over the `n` target rows."""
+    while True:
+        order = rng.permutation(n)
+        for i in range(0, max(n - size, 0) + 1, size):
+            yield order[i:i + size]
 
 
 def _initial_scale(loop, xs, ys, xt) -> float:
