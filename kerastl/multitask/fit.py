@@ -8,7 +8,7 @@ import time
 import keras
 import numpy as np
 
-from kerastl._validation import check_bool, check_float, check_int
+from kerastl._validation import check_float, check_int
 from kerastl.accessors import get_backbone, get_blocks, model_spec
 from kerastl.freezing import apply_trainable_blocks, check_trainable_blocks
 from kerastl.multitask.data import check_task_data, task_stream
@@ -49,7 +49,7 @@ class MultiTaskReport:
     seconds: float = 0.0
 
     def per_task(self) -> dict:
-        """``{task: {"loss", "accuracy", "val_loss", "val_accuracy", "weight"}}`` of the best epoch."""
+        """``{task: {"loss", "accuracy", "val_loss", "val_accuracy", "weight"}}`` (best epoch)."""
         out = {}
         for task in self.tasks:
             row = {}
@@ -112,7 +112,8 @@ def _check(epochs, learning_rate, batch_size, label_smoothing, early_stopping, v
     check_int("batch_size", batch_size, minimum=1)
     check_float("label_smoothing", label_smoothing, minimum=0.0, maximum=1.0, max_inclusive=False)
     if not isinstance(early_stopping, bool):
-        check_int("early_stopping", early_stopping, minimum=1, extra=" (the patience), True or False")
+        check_int("early_stopping", early_stopping, minimum=1,
+                  extra=" (the patience), True or False")
     check_int("verbose", verbose, minimum=0, maximum=2)
 
 

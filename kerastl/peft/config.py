@@ -45,7 +45,8 @@ class PeftConfig:
             for name in ("rank", "alpha"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"`{name}` is a LoRA setting; method={self.method!r} has "
-                                     f"no low-rank update. Received: {name}={getattr(self, name)!r}")
+                                     "no low-rank update. Received: "
+                                     f"{name}={getattr(self, name)!r}")
         else:
             rank = DEFAULT_RANK if self.rank is None else check_int("rank", self.rank, minimum=1)
             object.__setattr__(self, "rank", rank)
@@ -86,7 +87,8 @@ class PeftConfig:
                                  f"{', '.join(map(repr, METHODS))}). Received: peft={value!r}")
             return cls(**fields)
         raise ValueError("`peft` must be one of 'lora', 'bitfit', 'bn_affine', a dict of "
-                         f"kerastl.peft.PeftConfig fields, or a PeftConfig. Received: peft={value!r}")
+                         "kerastl.peft.PeftConfig fields, or a PeftConfig. "
+                         f"Received: peft={value!r}")
 
 
 def _check_blocks(blocks):

@@ -246,7 +246,7 @@ def set_trainable(model) -> int:
         The number of top blocks from the lowest targeted block up (the
         depth below which activations can be cached).
     """
-    config = _require_config(model)
+    _require_config(model)
     backbone = get_backbone(model)
     keep = {id(v) for v in peft_variables(model)}
     backbone.trainable = True

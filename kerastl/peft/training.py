@@ -121,7 +121,8 @@ def run_peft_stage(ctx, index: int, stage) -> StageReport:
     report.resumed, report.epochs_run = len(best.epochs) > here, len(best.epochs)
     report.history, report.best_epoch, report.best = best.history, best.best_epoch, best.best_logs
     report.stopped = best.stopped
-    report.images_per_second = (n or 0) * here / report.train_seconds if report.train_seconds else 0.0
+    seconds = report.train_seconds
+    report.images_per_second = (n or 0) * here / seconds if seconds else 0.0
     return report
 
 

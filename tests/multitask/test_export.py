@@ -8,7 +8,7 @@ import kerastl
 from harness import assert_float32_close, random_images
 from kerastl import multitask
 from kerastl.export import tflite
-from tests.multitask.test_multitask import _model
+from tests.multitask._models import tiny_two_task_model as _model
 
 
 def test_export_signatures_per_task_and_multi_output_tflite_agree_with_keras(tmp_path):

@@ -3,7 +3,6 @@ import pytest
 
 import kerastl
 from harness import separable_images
-from kerastl import peft
 from tests.peft._models import mixed_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::kerastl.accessors.UnregisteredBackboneWarning")

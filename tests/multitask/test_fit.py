@@ -7,15 +7,7 @@ import kerastl
 from harness import separable_images
 from kerastl import multitask
 from kerastl.multitask.weighting import MultiTaskTrainer
-
-
-def _model():
-    """A tiny shared backbone (2 convolutions) with two task heads."""
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv_a")(inputs / 255.0)
-    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv_b")(x)
-    return kerastl.build(keras.Model(inputs, x, name="shared"), tasks={"species": 3, "healthy": ["no", "yes"]})
+from tests.multitask._models import tiny_two_task_model as _model
 
 
 @pytest.fixture(scope="module")
@@ -23,30 +15,6 @@ def data():
     xa, ya = separable_images(24, 3, 32)
     xb, yb = separable_images(16, 2, 32, seed=2)
     return {"species": (xa, ya), "healthy": (xb, yb)}
-
-
-def test_build_one_backbone_one_named_head_per_task():
-    model = kerastl.build("mobilenet_v2", tasks={"species": 3, "healthy": ["no", "yes"]},
-                          input_shape=32, weights=None)
-    assert sorted(model.output_names) == ["healthy", "species"]
-    heads = multitask.get_heads(model)
-    assert list(heads) == ["healthy", "species"]  # Keras orders dict outputs by name
-    assert [h.num_outputs for h in heads.values()] == [2, 3]
-    assert heads["healthy"].class_names == ["no", "yes"]
-    out = model(np.zeros((2, 32, 32, 3), "float32"))
-    assert out["species"].shape == (2, 3) and out["healthy"].shape == (2, 2)
-    assert len([layer for layer in model.layers if layer.name == "backbone"]) == 1
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    ({"tasks": {"species": 3}}, "at least two"),
-    ({"tasks": {"species": 3, "backbone": 2}}, "Task names must be identifiers"),
-    ({"tasks": {"species": 3, "healthy": 1}}, "at least 2 classes"),
-    ({"tasks": {"a": 3, "b": 2}, "num_classes": 3}, "Pass `tasks` or `num_classes`"),
-])
-def test_bad_tasks(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        kerastl.build("mobilenet_v2", input_shape=32, weights=None, **kwargs)
 
 
 def test_fit_reports_per_task_losses_metrics_and_learned_uncertainty_weights(data):
