@@ -26,6 +26,7 @@ from kerastl.export import inputs, keras_format, manifest, saved_model, staging,
 from kerastl.export import tflite_metadata, verify
 from kerastl.export.info import model_metadata
 from kerastl.export.report import ArtifactReport, ExportReport
+from kerastl.layers import ClassificationHead
 from kerastl.peft.core import merge
 
 _CONVERSION_DIR = ".conversion_saved_model"
@@ -218,6 +219,10 @@ def export(model, directory, *, formats=config_lib.FORMATS, quantization=None,
         overwrite=overwrite, verbose=verbose)
     root = _check_directory(directory)
     model = merge(model)  # LoRA folded into the kernels: plain layers in every format
+    if sum(isinstance(layer, ClassificationHead) for layer in model.layers) > 1:
+        raise ValueError(f"{model.name!r} is a multi-task model: export it with "
+                         "kerastl.multitask.export(model, directory) (a SavedModel signature "
+                         "per task, one multi-output .tflite, labels per task).")
     info = model_metadata(model, class_names=class_names)
     input_shape = tuple(info["input_shape"])
     calibration = None

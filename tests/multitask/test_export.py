@@ -2,6 +2,7 @@ import json
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import kerastl
@@ -36,3 +37,8 @@ def test_export_signatures_per_task_and_multi_output_tflite_agree_with_keras(tmp
     assert_float32_close(np.asarray(reloaded(images)["species"]), expected["species"], depth=6,
                          terms=72)
     assert isinstance(reloaded, keras.Model)
+
+
+def test_kerastl_export_points_a_multi_task_model_to_multitask_export(tmp_path):
+    with pytest.raises(ValueError, match="kerastl.multitask.export"):
+        kerastl.export.export(_model(), tmp_path, verbose=0)
