@@ -15,8 +15,10 @@ reported accuracy is on the dataset's own held-out folder (``val/`` or
 Each student is exported as int8 ``.tflite`` (`kerastl.distillation.compare`):
 test accuracy of the Keras model and the int8 file, the file's size, its
 single-image latency through LiteRT on this CPU; and the wall time of each
-training call. (b) and (c) share the teacher's outputs (one `TeacherCache`),
-so (b)'s wall time includes them and (c)'s does not; both are printed.
+training call. (b) and (c) share the teacher's outputs (one `TeacherCache`, per
+image), so (b)'s wall time includes them and (c)'s does not (``teacher_seconds``).
+``--work DIR`` keeps the teacher, its outputs and the results, so the benchmark
+can run in pieces: a rerun skips what is done.
 
 Run: ``KERASTL_ASSETS=../shared/assets python benchmarks/distill_benchmark.py
 --datasets flowers_kaggle_227 --sizes 128`` (``--smoke``: 10 images per class,
@@ -57,12 +59,53 @@ def _timed(fn):
     return result, time.perf_counter() - start
 
 
-def run_dataset(name, sizes, args, out_dir):
+class Results:
+    """JSON records appended to ``work/results.jsonl``; a rerun skips what is there."""
+
+    def __init__(self, work: Path):
+        self.path = work / "results.jsonl"
+        self.records = []
+        if self.path.exists():
+            self.records = [json.loads(line) for line in self.path.read_text().splitlines()]
+
+    def done(self, dataset, model, size):
+        return next((r for r in self.records if (r["dataset"], r["model"], r["size"])
+                     == (dataset, model, size)), None)
+
+    def add(self, record):
+        self.records.append(record)
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        print(json.dumps(record), flush=True)
+
+
+def _teacher(name, x, y, tr, va, test, classes, args, work, results):
+    """The teacher: kerastl.fit defaults at 224 px, saved in `work` and reused by a rerun."""
     import kerastl
-    from kerastl.distillation import TeacherCache, compare, distill
-    from kerastl.distillation.compare import resized
     # Not kerastl.fit: importing kerastl.training.fit (as distillation does) makes
     # kerastl.training.fit the module in kerastl 9f9ab81 (see the issue 17 report).
+    from kerastl.training.fit import fit
+
+    path = work / f"teacher_{name}.keras"
+    size = x.shape[1]
+    if path.exists() and results.done(name, "teacher", size):
+        return kerastl.load(path)
+    teacher = kerastl.build("mobilenet_v2", len(classes), input_shape=size, class_names=classes)
+    report, seconds = _timed(lambda: fit(
+        teacher, (x[tr], y[tr]), (x[va], y[va]), seed=args.seed, verbose=0,
+        **({"fine_tune_epochs": 1} if args.smoke else {})))
+    teacher.save(path)
+    results.add({"dataset": name, "model": "teacher", "size": size,
+                 "test_accuracy": float(teacher.evaluate(*test, verbose=0, batch_size=32)[1]),
+                 "params": int(teacher.count_params()), "seconds": seconds,
+                 "val_accuracy": report.best.get("val_accuracy")})
+    return teacher
+
+
+def run_dataset(name, sizes, args, work, results):
+    import kerastl
+    from kerastl.distillation import TeacherCache, compare, distill
+    from kerastl.distillation.views import resized
     from kerastl.training.fit import fit
 
     train_folder, test_folder = DATASETS[name]
@@ -75,54 +118,41 @@ def run_dataset(name, sizes, args, out_dir):
         x, y = x[pick], y[pick]
         test_x, test_y = test_x[:40], test_y[:40]
     tr, va = split(y, "all", args.seed)
-    k = len(classes)
-    teacher = kerastl.build("mobilenet_v2", k, input_shape=teacher_size, class_names=classes)
-    report, seconds = _timed(lambda: fit(
-        teacher, (x[tr], y[tr]), (x[va], y[va]), seed=args.seed, verbose=0,
-        **({"fine_tune_epochs": 1} if args.smoke else {})))
-    teacher_acc = float(teacher.evaluate(test_x, test_y, verbose=0, batch_size=32)[1])
-    records = [{"dataset": name, "model": "teacher", "size": teacher_size,
-                "test_accuracy": teacher_acc, "params": int(teacher.count_params()),
-                "seconds": seconds, "val_accuracy": report.best.get("val_accuracy")}]
-    print(json.dumps(records[-1]), flush=True)
-    cache = TeacherCache()
+    teacher = _teacher(name, x, y, tr, va, (test_x, test_y), classes, args, work, results)
+    cache = TeacherCache(str(work / f"teacher_outputs_{name}"))
     keep, drop = _half_labels(y[tr], args.seed)
+    smoke = {"fine_tune_epochs": 1} if args.smoke else {}
     for size in sizes:
-        def student():
-            return kerastl.build("mobilenet", k, input_shape=size, class_names=classes,
-                                 backbone_kwargs={"alpha": 0.25})
-
         xs = resized(x, (size, size))
-        models, secs, extra = {}, {}, {}
-        models["a_fit"] = student()
-        fit_report, secs["a_fit"] = _timed(lambda: fit(
-            models["a_fit"], (xs[tr], y[tr]), (xs[va], y[va]), seed=args.seed, verbose=0,
-            **({"fine_tune_epochs": 1} if args.smoke else {})))
-        extra["a_fit"] = {"val_accuracy": fit_report.best.get("val_accuracy")}
-        kwargs = {"views": args.views, "seed": args.seed, "verbose": 0, "teacher_cache": cache}
-        if args.smoke:
-            kwargs.update(epochs=1, fine_tune_epochs=1)
-        for label, train, unlabeled in (
-                ("b_distill", (x[tr], y[tr]), None),
-                ("c_distill_half", (x[tr][keep], y[tr][keep]), x[tr][drop])):
-            models[label] = student()
-            dr, secs[label] = _timed(lambda: distill(teacher, models[label], train,
-                                                     (x[va], y[va]), unlabeled=unlabeled,
-                                                     **kwargs))
-            extra[label] = {"val_accuracy": dr.best.get("val_accuracy"),
-                            "teacher_seconds": dr.teacher_seconds,
-                            "labelled": dr.num_labeled, "unlabelled": dr.num_unlabeled}
-        rows = compare(models, (test_x, test_y), directory=out_dir / f"{name}_{size}",
-                       representative_data=(x[tr], y[tr]),
-                       num_calibration_samples=100 if not args.smoke else 20)
-        for row in rows:
-            records.append({"dataset": name, "model": row.name, "size": size,
-                            "test_accuracy": row.accuracy, "int8_accuracy": row.int8_accuracy,
-                            "int8_mb": row.int8_bytes / 1e6, "latency_ms": row.latency_ms,
-                            "params": row.parameters, "seconds": secs[row.name],
-                            "wall_vs_fit": secs[row.name] / secs["a_fit"], **extra[row.name]})
-            print(json.dumps(records[-1]), flush=True)
-    return records
+        runs = {
+            "a_fit": lambda m: fit(m, (xs[tr], y[tr]), (xs[va], y[va]), seed=args.seed,
+                                   verbose=0, **smoke),
+            "b_distill": lambda m: distill(teacher, m, (x[tr], y[tr]), (x[va], y[va]),
+                                           views=args.views, seed=args.seed, verbose=0,
+                                           teacher_cache=cache, **smoke),
+            "c_distill_half": lambda m: distill(teacher, m, (x[tr][keep], y[tr][keep]),
+                                                (x[va], y[va]), unlabeled=x[tr][drop],
+                                                views=args.views, seed=args.seed, verbose=0,
+                                                teacher_cache=cache, **smoke)}
+        for label, train in runs.items():
+            if results.done(name, label, size):
+                continue
+            model = kerastl.build("mobilenet", len(classes), input_shape=size,
+                                  class_names=classes, backbone_kwargs={"alpha": 0.25})
+            report, seconds = _timed(lambda: train(model))
+            row = compare({label: model}, (test_x, test_y),
+                          directory=work / f"export_{name}_{size}",
+                          representative_data=(x[tr], y[tr]),
+                          num_calibration_samples=20 if args.smoke else 100)[0]
+            fit_seconds = (results.done(name, "a_fit", size) or {}).get("seconds", seconds)
+            results.add({"dataset": name, "model": label, "size": size,
+                         "test_accuracy": row.accuracy, "int8_accuracy": row.int8_accuracy,
+                         "int8_mb": row.int8_bytes / 1e6, "latency_ms": row.latency_ms,
+                         "params": row.parameters, "seconds": seconds,
+                         "wall_vs_fit": seconds / fit_seconds,
+                         "val_accuracy": report.best.get("val_accuracy"),
+                         "teacher_seconds": getattr(report, "teacher_seconds", None),
+                         "labelled": getattr(report, "num_labeled", len(tr))})
 
 
 def _table(records) -> str:
@@ -150,15 +180,21 @@ def main(argv=None) -> int:
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--work", default=None,
+                        help="Folder kept between runs: the teacher, its outputs and the "
+                             "results; a rerun goes on where the last one stopped "
+                             "(default: a temporary folder)")
     args = parser.parse_args(argv)
     seed_keras_home(_assets())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sizes = [128] if args.smoke else [int(s) for s in args.sizes.split(",")]
-    records = []
     with tempfile.TemporaryDirectory(prefix="kerastl_distill_bench_") as tmp:
+        work = Path(args.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        results = Results(work)
         for name in args.datasets.split(","):
-            records += run_dataset(name, sizes, args, Path(tmp))
-    print(_table(records))
+            run_dataset(name, sizes, args, work, results)
+    print(_table(results.records))
     return 0
 
 

@@ -81,8 +81,8 @@ class TeacherCache:
     the same images runs the teachers only on images they have not seen
     (an image's views depend only on the seed and its pixels, see
     `kerastl.distillation.views.view_boxes`). With `directory`, each call's
-    targets are also written there as one ``.npy`` file and read back by a
-    later process (a resumed run).
+    new entries are also written there (one ``.npz`` file per call) and read
+    back by a later process (a resumed run, a benchmark run in pieces).
 
     Args:
         directory: Folder for the files, or None (memory only).
@@ -98,23 +98,39 @@ class TeacherCache:
 
     def __init__(self, directory: str | None = None):
         self.directory = directory
-        self._entries: dict[tuple, np.ndarray] = {}
+        self._entries: dict[str, np.ndarray] = {}
+        self._read = False
         self.computed = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    def _read_directory(self) -> None:
+        """Loads every entry written to `directory` (by this or an earlier process)."""
+        if self.directory is None or self._read or not os.path.isdir(self.directory):
+            return
+        self._read = True
+        for name in sorted(os.listdir(self.directory)):
+            if name.startswith("teacher_") and name.endswith(".npz"):
+                with np.load(os.path.join(self.directory, name)) as saved:
+                    self._entries.update(zip(map(str, saved["keys"]), saved["targets"]))
+
+    def _write(self, keys, targets) -> None:
+        whole = hashlib.sha256("\n".join(keys).encode()).hexdigest()
+        path = os.path.join(self.directory, f"teacher_{whole[:32]}.npz")
+        if os.path.exists(path):
+            return
+        os.makedirs(self.directory, exist_ok=True)
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, keys=np.array(keys), targets=targets)
+        os.replace(tmp, path)
+
     def get(self, teachers, images: Images, boxes: np.ndarray, *, batch_size: int = 32,
             verbose: int = 0) -> np.ndarray:
         """Returns `predict_targets` for these teachers, images and views (cached)."""
+        self._read_directory()
         teachers_key = teacher_key(teachers)
-        keys = [(teachers_key, k, _boxes_key(b)) for k, b in zip(images.keys, boxes)]
-        path = None
-        if self.directory is not None:
-            whole = hashlib.sha256(repr(keys).encode()).hexdigest()
-            path = os.path.join(self.directory, f"teacher_{whole[:32]}.npy")
-            if os.path.exists(path):
-                self._entries.update(zip(keys, np.load(path)))
+        keys = [f"{teachers_key}:{k}:{_boxes_key(b)}" for k, b in zip(images.keys, boxes)]
         missing = [i for i, key in enumerate(keys) if key not in self._entries]
         if missing:
             index = np.asarray(missing)
@@ -122,13 +138,9 @@ class TeacherCache:
                                       batch_size=batch_size, verbose=verbose)
             self._entries.update(zip([keys[i] for i in missing], targets))
             self.computed += len(missing)
-        out = np.stack([self._entries[key] for key in keys])
-        if path is not None and not os.path.exists(path):
-            os.makedirs(self.directory, exist_ok=True)
-            tmp = path + ".tmp.npy"
-            np.save(tmp, out)
-            os.replace(tmp, path)
-        return out
+            if self.directory is not None:
+                self._write([keys[i] for i in missing], targets)
+        return np.stack([self._entries[key] for key in keys])
 
 
 __all__ = ["MIN_PROBABILITY", "TeacherCache", "input_size", "predict_targets", "teacher_key"]

@@ -66,7 +66,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert child.returncode == -9
     assert json.loads(marker.read_text())["epoch"] >= 0
     assert (ckpt / "stage_0" / "done.json").exists()
-    assert list((ckpt / "teacher").glob("teacher_*.npy"))
+    assert list((ckpt / "teacher").glob("teacher_*.npz"))
 
     again = _start(tmp_path, "resumed", ckpt, 0.0)
     out, err = again.communicate(timeout=300)
