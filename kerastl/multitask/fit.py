@@ -194,6 +194,15 @@ def fit(model, train, validation_data=None, *, loss_weighting="equal", trainable
                            time.perf_counter() - started)
 
 
+def fit_with_options(model, train, validation_data, opts, *, peft=None) -> MultiTaskReport:
+    """`fit` with `kerastl.fit`'s checked options (``kerastl.fit(model, {task: data})``)."""
+    return fit(model, train, validation_data, peft=peft, epochs=opts.epochs or 10,
+               trainable_blocks=opts.trainable_blocks or 0, seed=opts.seed,
+               learning_rate=opts.learning_rate or 1e-3, batch_size=opts.batch_size,
+               label_smoothing=opts.label_smoothing, verbose=opts.verbose,
+               early_stopping=opts.early_stopping)
+
+
 def _compile_for_evaluation(model, tasks):
     model.compile(optimizer=keras.optimizers.Adam(),
                   loss={t: keras.losses.SparseCategoricalCrossentropy() for t in tasks},
@@ -201,4 +210,4 @@ def _compile_for_evaluation(model, tasks):
                            for t in tasks})
 
 
-__all__ = ["MultiTaskReport", "fit"]
+__all__ = ["MultiTaskReport", "fit", "fit_with_options"]

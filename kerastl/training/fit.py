@@ -152,13 +152,9 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
         dtype_policy=dtype_policy, jit_compile=jit_compile, bn_training=bn_training,
         seed=seed, verbose=verbose)
     if isinstance(train, dict):  # one dataset per task: a multi-task model
-        from kerastl.multitask import fit as multitask_fit
+        from kerastl.multitask.fit import fit_with_options
 
-        return multitask_fit(model, train, validation_data, peft=peft, epochs=epochs or 10,
-                             trainable_blocks=opts.trainable_blocks or 0, seed=seed,
-                             learning_rate=learning_rate or 1e-3, batch_size=batch_size,
-                             label_smoothing=label_smoothing, verbose=verbose,
-                             early_stopping=early_stopping)
+        return fit_with_options(model, train, validation_data, opts, peft=peft)
     user_callbacks = check_callbacks(callbacks)
     if feature_cache is not None and not isinstance(feature_cache, FeatureCache):
         raise ValueError("`feature_cache` must be a kerastl.training.FeatureCache or None. "
@@ -282,9 +278,11 @@ def _labels(data):
 
 
 def _plan(recipe, stages, opts, model) -> dict:
-    return {"recipe": recipe, "model": model.name, "stages": [s.to_dict() for s in stages],
+    plan = {"recipe": recipe, "model": model.name, "stages": [s.to_dict() for s in stages],
             "augment_passes": opts.augment_passes, "cache_features": opts.cache_features,
             "head_solver": opts.head_solver}
+    peft = getattr(model, "_kerastl_peft", None)  # kerastl.peft.apply's setting
+    return plan if peft is None else dict(plan, peft=peft.to_dict())
 
 
 def _augmenter(model, opts):

@@ -60,3 +60,20 @@ def test_fit_options_that_clash_with_peft(data, kwargs, match):
 def test_fit_refuses_an_unknown_method(data):
     with pytest.raises(ValueError, match="`peft` must be one of 'lora', 'bitfit', 'bn_affine'"):
         kerastl.fit(mixed_model(), *data, peft="adapter", verbose=0)
+
+
+def test_fit_with_peft_resumes_from_its_checkpoint(data, tmp_path):
+    kwargs = dict(peft={"method": "lora", "rank": 2, "blocks": 1}, fine_tune_epochs=1,
+                  verbose=0, seed=0, checkpoint_dir=tmp_path / "ckpt")
+    model = mixed_model()
+    first = kerastl.fit(model, *data, **kwargs)
+    again = mixed_model()
+    second = kerastl.fit(again, *data, **kwargs)  # every stage is done: restored, not rerun
+    assert [s.name for s in second.stages] == ["head", "lora"]
+    assert second.best_stage == first.best_stage
+    images = data[1][0]
+    np.testing.assert_allclose(again.predict(images, verbose=0), model.predict(images, verbose=0),
+                               rtol=0, atol=1e-6)
+    with pytest.raises(ValueError):
+        kerastl.fit(mixed_model(), *data, **dict(kwargs, peft={"method": "lora", "rank": 3,
+                                                               "blocks": 1}))
