@@ -10,17 +10,11 @@ validation data, by `kerastl.fit`'s rule; without validation data it is kept.
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 
-from kerastl import distribute
 from kerastl.peft.config import PeftConfig
 from kerastl.peft.core import apply, set_trainable
-from kerastl.training.callbacks import BestWeights
-from kerastl.training.checkpoint import backup_callback
 from kerastl.training.report import StageReport
-from kerastl.training.stage import (_compile, _datasets, _epochs_here, _keras_verbose, _prepare,
-                                    _train_model, run_stage)
+from kerastl.training.stage import run_stage
 
 # `kerastl.fit` recipes that make sense with a PEFT stage, and what "auto" means there.
 PEFT_RECIPES = ("auto", "two_stage", "fine_tune")
@@ -84,46 +78,7 @@ def prepare(model, peft, opts) -> PeftRun:
 
 def run_peft_stage(ctx, index: int, stage) -> StageReport:
     """Trains the PEFT variables and the head (the model is left at the stage's best epoch)."""
-    opts = ctx.options
-    depth = set_trainable(ctx.model)
-    cut, note = ctx.cut_for(depth)
-    start = time.perf_counter()
-    train_ds, val_ds, n, mode = _datasets(ctx, cut)
-    cache_seconds = time.perf_counter() - start + ctx.warm_seconds
-    ctx.warm_seconds = 0.0
-    with distribute.scope(ctx.strategy):
-        model = _train_model(ctx, cut)
-        steps = (ctx.train.num_batches if mode is None
-                 else max(1, math.ceil(n / ctx.train.batch_size)))
-        _compile(ctx, model, stage, steps)
-    names = [b.name for b in ctx.blocks[len(ctx.blocks) - depth:]]
-    report = StageReport(stage.name, depth, names, [v.path for v in model.trainable_weights],
-                         stage.epochs, learning_rate=stage.learning_rate,
-                         backbone_learning_rate=stage.backbone_learning_rate,
-                         cached=mode, cache_note=note, cache_seconds=cache_seconds)
-    selects = ctx.validation is not None
-    best = BestWeights(ctx.monitor, patience=opts.patience(mode is not None) if selects else None,
-                       tie_monitor="val_loss" if selects else None, select=selects,
-                       state_dir=ctx.checkpoint.stage_dir(index) if ctx.checkpoint else None)
-    report.selected_on = "validation" if selects else "none: no validation data, last epoch"
-    backup = backup_callback(ctx.checkpoint, index)
-    if opts.verbose:
-        print(f"Stage {index + 1} {stage.name!r}: {len(report.trainable_weights)} variables of "
-              f"{depth}/{len(ctx.blocks)} blocks, {stage.epochs} epochs, "
-              f"lr {stage.learning_rate:g}" + (f", cached {mode}" if mode else ""))
-    start = time.perf_counter()
-    model.fit(_prepare(train_ds, ctx, training=True),
-              validation_data=None if val_ds is None else _prepare(val_ds, ctx, training=False),
-              epochs=stage.epochs, verbose=_keras_verbose(opts.verbose),
-              callbacks=ctx.callbacks + [best] + ([backup] if backup else []), shuffle=False)
-    report.train_seconds = time.perf_counter() - start
-    here = _epochs_here(model)
-    report.resumed, report.epochs_run = len(best.epochs) > here, len(best.epochs)
-    report.history, report.best_epoch, report.best = best.history, best.best_epoch, best.best_logs
-    report.stopped = best.stopped
-    seconds = report.train_seconds
-    report.images_per_second = (n or 0) * here / seconds if seconds else 0.0
-    return report
+    return run_stage(ctx, index, stage, set_trainable=set_trainable)
 
 
 __all__ = ["PEFT_RECIPES", "PeftRun", "prepare", "run_peft_stage"]

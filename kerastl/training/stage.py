@@ -144,14 +144,28 @@ def linear_head_possible(ctx: Context, stage: Stage) -> bool:
             and not get_head(ctx.model).hidden_units)
 
 
-def run_stage(ctx: Context, index: int, stage: Stage) -> StageReport:
-    """Trains one stage and returns its report (the model is left at the stage's best)."""
+def run_stage(ctx: Context, index: int, stage: Stage, *, set_trainable=None) -> StageReport:
+    """Trains one stage and returns its report (the model is left at the stage's best).
+
+    Args:
+        ctx: The run's context.
+        index: The stage's index in the plan.
+        stage: The stage.
+        set_trainable: None (the top ``stage.trainable_blocks`` named blocks train),
+            or a function of the model that sets the trainable variables itself and
+            returns the depth of named blocks they reach (`kerastl.peft`: only the
+            low-rank, bias or BatchNorm variables). Such a stage is always trained
+            by gradient.
+    """
     opts = ctx.options
-    depth = stage.trainable_blocks
-    apply_trainable_blocks(get_backbone(ctx.model), ctx.blocks, depth,
-                           bn_training=opts.bn_training)
-    if opts.head_solver in ("auto", "linear") and linear_head_possible(ctx, stage):
-        return run_linear_head(ctx, stage)
+    if set_trainable is None:
+        depth = stage.trainable_blocks
+        apply_trainable_blocks(get_backbone(ctx.model), ctx.blocks, depth,
+                               bn_training=opts.bn_training)
+        if opts.head_solver in ("auto", "linear") and linear_head_possible(ctx, stage):
+            return run_linear_head(ctx, stage)
+    else:
+        depth = set_trainable(ctx.model)
     cut, note = ctx.cut_for(depth)
     start = time.perf_counter()
     train_ds, val_ds, n, mode = _datasets(ctx, cut)
