@@ -118,7 +118,10 @@ def run_dataset(name, sizes, args, work, results):
         x, y = x[pick], y[pick]
         test_x, test_y = test_x[:40], test_y[:40]
     tr, va = split(y, "all", args.seed)
-    teacher = _teacher(name, x, y, tr, va, (test_x, test_y), classes, args, work, results)
+    models = args.models.split(",")
+    teacher = None
+    if any(m != "a_fit" for m in models):
+        teacher = _teacher(name, x, y, tr, va, (test_x, test_y), classes, args, work, results)
     cache = TeacherCache(str(work / f"teacher_outputs_{name}"))
     keep, drop = _half_labels(y[tr], args.seed)
     smoke = {"fine_tune_epochs": 1} if args.smoke else {}
@@ -135,7 +138,7 @@ def run_dataset(name, sizes, args, work, results):
                                                 views=args.views, seed=args.seed, verbose=0,
                                                 teacher_cache=cache, **smoke)}
         for label, train in runs.items():
-            if results.done(name, label, size):
+            if label not in models or results.done(name, label, size):
                 continue
             model = kerastl.build("mobilenet", len(classes), input_shape=size,
                                   class_names=classes, backbone_kwargs={"alpha": 0.25})
@@ -179,6 +182,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="128", help="Student sizes, e.g. 128,160")
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models", default="a_fit,b_distill,c_distill_half",
+                        help="Which of a_fit, b_distill, c_distill_half to run (a_fit alone "
+                             "needs no teacher)")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--work", default=None,
                         help="Folder kept between runs: the teacher, its outputs and the "
