@@ -5,15 +5,16 @@ Stages (``--stages``, default all; features are computed once and kept in ``--ca
 features  MobileNetV2 (ImageNet) at 224 px, pooled features of every image of
           flowers_kaggle_227/{train,val} and cats_and_dogs_filtered/{train,validation}
           through kerastl.fewshot's own path (kerastl.training.FeatureCache).
-          Also times kerastl.fewshot.build of a 5-way model from 25 flower images
-          (the backbone already loaded), and exports that model with
-          kerastl.fewshot.export (float32 + int8; 100 calibration images from the
+device    Times kerastl.fewshot.build of a 5-way model from 25 flower images (the
+          backbone already loaded, after one warm-up build), and exports that model
+          with kerastl.fewshot.export (float32 + int8; --calibration images from the
           train folder), checked on the 200 val images through LiteRT.
 episodes  N-way K-shot episodes (flowers 5-way, cats/dogs 2-way; 1/5/10 shots;
           15 queries per class). Honest protocol: every choice (the probe's L2
-          strength, the Baseline++ steps) is made on 100 episodes drawn from the
-          *train* folder; the reported mean +- 95% CI is over 600 episodes drawn from
-          the separate val/validation folder. Methods: prototypes (cosine),
+          strength, the Baseline++ steps) is made on --choice-episodes episodes drawn
+          from the *train* folder; the reported mean +- 95% CI is over episodes drawn
+          from the separate val/validation folder (prototypes: --episodes, the probe
+          and Baseline++: --other-episodes). Methods: prototypes (cosine),
           baseline++ (cosine classifier initialised at the prototypes, Adam on the
           support set), logistic (L2 logistic-regression probe,
           kerastl.training.linear_head.solve_linear), fit (kerastl.fit, recipe
