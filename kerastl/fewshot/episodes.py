@@ -194,7 +194,7 @@ def evaluate(model_or_backbone, data, *, ways: int, shots: int, queries: int = 1
         batch_size: Images per backbone batch.
 
     Returns:
-        An `EpisodeResult` (``print`` it: "5-way 1-shot prototypes: 71.2 +- 0.8 %").
+        An `EpisodeResult` (``print`` it: "5-way 1-shot prototypes: <mean> +- <ci> %").
 
     Example:
         >>> result = kerastl.fewshot.evaluate("mobilenet_v2", data.validation, ways=5,
