@@ -138,10 +138,12 @@ def linear_head_possible(ctx: Context, stage: Stage) -> bool:
     """Whether a stage's head can be fitted in closed form (`kerastl.training.linear_head`).
 
     It can when the stage trains the head alone on cached pooled features and
-    the head has no hidden layers (it is then a linear model on the features).
+    the head has no hidden layers and a Dense output layer (it is then a
+    linear model on the features; a `kerastl.fewshot` prototype head is not).
     """
-    return (stage.trainable_blocks == 0 and ctx.cache is not None
-            and not get_head(ctx.model).hidden_units)
+    head = get_head(ctx.model)
+    return (stage.trainable_blocks == 0 and ctx.cache is not None and not head.hidden_units
+            and isinstance(head.output_layer, keras.layers.Dense))
 
 
 def run_stage(ctx: Context, index: int, stage: Stage, *, set_trainable=None) -> StageReport:

@@ -138,3 +138,14 @@ def test_bad_options(base, data):
         fs.build(base, support, class_names=["x", "x"])
     with pytest.raises(TypeError, match="`support_data`"):
         fs.build(base, None)
+
+
+def test_kerastl_fit_trains_a_prototype_head_by_gradient(data):
+    # The closed-form head is for Dense output layers: a prototype head trains by gradient.
+    x, y = data
+    keep = y < 3
+    model = fs.build(tiny_kerastl_model(3), _support(data, {"a": 0, "b": 1, "c": 2}))
+    report = kerastl.fit(model, (x[keep], y[keep]), recipe="feature_extraction", epochs=2,
+                         verbose=0)
+    assert report.stages[0].solver == "gradient"
+    assert len(report.stages[0].history["loss"]) == 2
