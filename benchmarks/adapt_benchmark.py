@@ -242,6 +242,16 @@ def adapt_worker(npz: str, out: str) -> None:
     json.dump(results, open(out, "w"))
 
 
+def _recovered(row, base, top) -> str:
+    """Share of the source-only -> ceiling gap on half B; "n/a" when the gap is < 2 points."""
+    if not (base and top) or row.get("target_b") is None:
+        return "-"
+    gap = top["target_b"] - base["target_b"]
+    if gap < 0.02:
+        return f"n/a (gap {gap * 100:+.0f} pt)"
+    return f"{(row['target_b'] - base['target_b']) / gap:.0%}"
+
+
 def _table(rows) -> str:
     lines = ["| dataset | method | target B | target A | source val | seconds | x fit | "
              "gap recovered |", "|---|---|---|---|---|---|---|---|"]
@@ -253,9 +263,7 @@ def _table(rows) -> str:
             if "error" in r:
                 lines.append(f"| {key} | {r['method']} | error: see JSON | | | | | |")
                 continue
-            gap = "-"
-            if base and top and r.get("target_b") is not None and top["target_b"] != base["target_b"]:
-                gap = f"{(r['target_b'] - base['target_b']) / (top['target_b'] - base['target_b']):.0%}"
+            gap = _recovered(r, base, top)
             cells = [f"{r[c]:.3f}" if isinstance(r.get(c), float) else "-"
                      for c in ("target_b", "target_a", "source_val")]
             name = r["method"] + (f" -> {r['chosen']}" if r.get("chosen") else "")
