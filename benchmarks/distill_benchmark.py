@@ -84,7 +84,7 @@ def _teacher(name, x, y, tr, va, test, classes, args, work, results):
     import kerastl
     # Not kerastl.fit: importing kerastl.training.fit (as distillation does) makes
     # kerastl.training.fit the module in kerastl 9f9ab81 (see the issue 17 report).
-    from kerastl.training.fit import fit
+    from kerastl.training.fitting import fit
 
     path = work / f"teacher_{name}.keras"
     size = x.shape[1]
@@ -106,7 +106,7 @@ def run_dataset(name, sizes, args, work, results):
     import kerastl
     from kerastl.distillation import TeacherCache, compare, distill
     from kerastl.distillation.views import resized
-    from kerastl.training.fit import fit
+    from kerastl.training.fitting import fit
 
     train_folder, test_folder = DATASETS[name]
     root = _assets() / "datasets" / name

@@ -95,3 +95,13 @@ def test_the_import_hook_is_gone_once_it_registered():
     import keras  # noqa: F401 (the test session has imported Keras)
 
     assert not any(getattr(f, "kerastl_hook", False) for f in sys.meta_path)
+
+
+def test_kerastl_fit_stays_the_function_whatever_is_imported_first():
+    # The function's module is kerastl.training.fitting: importing it first must not bind
+    # the name `fit` of kerastl.training (and so kerastl.fit) to a module.
+    code = ("import kerastl.training.fitting, kerastl.training.stage, kerastl\n"
+            "print(callable(kerastl.fit), kerastl.fit.__module__, "
+            "kerastl.training.fit is kerastl.fit)")
+    assert _python(code).stdout.strip().splitlines()[-1] == (
+        "True kerastl.training.fitting True")

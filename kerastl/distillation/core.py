@@ -21,8 +21,8 @@ from kerastl.freezing import check_trainable_blocks
 from kerastl.model import model_spec
 from kerastl.training.checkpoint import Checkpoint
 # The stage loop of kerastl.fit (checkpoints, keep-a-stage rule), with its runner.
-from kerastl.training.fit import _run as fit_stages
-from kerastl.training.fit import compile_for_evaluation
+from kerastl.training.fitting import _run as fit_stages
+from kerastl.training.fitting import compile_for_evaluation
 from kerastl.training.inputs import Data
 from kerastl.training.options import check_callbacks
 from kerastl.training.recipes import plan_stages

@@ -218,7 +218,7 @@ def run_linear_head(run: Run) -> StageReport:
     them), a far better start for the distillation stages than a few
     gradient epochs from a random head.
     """
-    from kerastl.training.fit import fit
+    from kerastl.training.fitting import fit
 
     size = tuple(int(d) for d in run.student.inputs[0].shape[1:3])
     images, opts = run.train.images, run.options

@@ -20,7 +20,7 @@ import importlib
 # parts (``kerastl.training.recipes``, which the CLI reads) import without it.
 _LAZY = {
     "DEFAULT_MEMORY_LIMIT": "cache", "CachedData": "cache", "FeatureCache": "cache",
-    "BestWeights": "callbacks", "compile_for_evaluation": "fit", "fit": "fit",
+    "BestWeights": "callbacks", "compile_for_evaluation": "fitting", "fit": "fitting",
     "ScaledAdamW": "optim", "block_multipliers": "optim", "warmup_cosine": "optim",
     "RECIPES": "recipes", "Stage": "recipes", "plan_stages": "recipes",
     "resolve_recipe": "recipes", "FitReport": "report", "StageReport": "report",
