@@ -10,6 +10,7 @@ from kerastl.cli import options as opts
 from kerastl.cli.common import Output, import_kerastl, output_options, report_module
 from kerastl.cli.config import BlocksType, JsonDict, WeightsType, config_option
 from kerastl.cli.loading import check_data_spec, load_training_data
+from kerastl.cli.train import _fit_summary, _summary_text
 
 MODEL_FILE = "model.keras"
 AUGMENTS = ("crop_flip", "flip", "none")  # kerastl.distillation.views.AUGMENTS, TF-free here
@@ -21,18 +22,6 @@ def _load_teachers(kerastl, paths, out):
         out.status(f"Loading teacher {path} ...")
         teachers.append(kerastl.load(path, compile=False))
     return teachers
-
-
-def _summary_text(report, run, model_path, export_report, seconds: float) -> str:
-    lines = [str(report), str(run), f"  model: {model_path}"]
-    if export_report is not None:
-        lines.append(f"  export: {export_report.path}")
-        for artifact in export_report.artifacts:
-            if artifact.format == "tflite":
-                acc = "" if artifact.accuracy is None else f", accuracy {artifact.accuracy:.4f}"
-                lines.append(f"    {artifact.name}: {artifact.size_bytes:,} bytes{acc}")
-    lines.append(f"  time: {seconds:.0f}s")
-    return "\n".join(lines)
 
 
 def distill_run(params: dict, out: Output) -> dict:
@@ -93,16 +82,14 @@ def distill_run(params: dict, out: Output) -> dict:
                               export_report=export_report, config=settings,
                               title=f"kerastl distill: {data_spec} into {params['student']}")
     seconds = time.perf_counter() - start
-    summary = report.to_dict()
-    for stage in summary.get("stages", []):
-        stage.pop("trainable_weights", None)
+    summary = _fit_summary(report)
     result = {"run_dir": str(run_dir), "model": str(model_path), "report": str(run.file("report")),
               "metrics": {k: run.metrics[k] for k in ("accuracy", "macro_f1", "num_examples")
                           if run.metrics and k in run.metrics},
               "distill": summary,
               "export": None if export_report is None else export_report.to_dict(),
               "seconds": seconds}
-    out.result(result, _summary_text(report, run, model_path, export_report, seconds),
+    out.result(result, f"{report}\n" + _summary_text(run, model_path, export_report, seconds),
                quiet_text=str(run_dir))
     return result
 
