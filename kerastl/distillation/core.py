@@ -10,8 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 from kerastl.accessors import get_blocks, model_info
-from kerastl.distillation.options import (DEFAULT_FINE_TUNE_EPOCHS, DEFAULT_HEAD_EPOCHS,
-                                          DEFAULT_TRAINABLE_BLOCKS, check_distill_options)
+from kerastl.distillation.options import (DEFAULT_ALPHA, DEFAULT_FINE_TUNE_EPOCHS,
+                                          DEFAULT_HEAD_EPOCHS, DEFAULT_TEMPERATURE,
+                                          DEFAULT_TRAINABLE_BLOCKS, DEFAULT_VIEWS,
+                                          check_distill_options)
 from kerastl.distillation.teacher import TeacherCache, input_size
 from kerastl.distillation.trainer import (Run, Split, can_fit_linear_head, run_linear_head,
                                           run_stage)
@@ -64,7 +66,8 @@ class DistillReport(FitReport):
 
 
 def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
-            temperature=2.0, alpha=0.9, views=4, augment="crop_flip", recipe="two_stage",
+            temperature=DEFAULT_TEMPERATURE, alpha=DEFAULT_ALPHA, views=DEFAULT_VIEWS,
+            augment="crop_flip", recipe="two_stage",
             epochs=None, fine_tune_epochs=None, learning_rate=None, backbone_learning_rate=None,
             layer_decay=None, trainable_blocks=None, batch_size=32, label_smoothing=0.1,
             weight_decay=0.0, early_stopping=True, callbacks=None, checkpoint_dir=None,
