@@ -62,14 +62,22 @@ _LAZY_NAMES = {
     "model_info": "kerastl.accessors",
     "Predictor": "kerastl.predictor",
     "load_predictor": "kerastl.predictor",
+    "distill": "kerastl.distillation",
+    "extend": "kerastl.fewshot.incremental",
+    "rank_backbones": "kerastl.ranking",
 }
 # Subpackages that are public attributes (``kerastl.data.from_directory``).
 _SUBMODULES = ("backbones", "data", "distribute", "export", "report", "training", "tuning",
-               "weights", "predictor", "layers", "freezing", "heads", "model", "accessors")
+               "weights", "predictor", "layers", "freezing", "heads", "model", "accessors",
+               # transfer methods built on the core
+               "adapt", "fewshot", "distillation", "peft", "multitask", "ranking")
 # Imported as soon as Keras is: what registers kerastl's serializable objects.
-_REGISTERING_MODULES = ("kerastl.layers", "kerastl.training.optim")
+_REGISTERING_MODULES = ("kerastl.layers", "kerastl.training.optim", "kerastl.adapt.layers",
+                        "kerastl.adapt.losses", "kerastl.fewshot.layers",
+                        "kerastl.distillation.losses")
 
-__all__ = sorted({*_LAZY_NAMES, "data", "distribute", "export", "report", "weights",
+__all__ = sorted({*_LAZY_NAMES, "data", "distribute", "export", "report", "weights", "adapt",
+                  "fewshot", "distillation", "peft", "multitask", "ranking",
                   "register_serializables", "__version__"})
 
 

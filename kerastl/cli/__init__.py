@@ -17,13 +17,17 @@ quiet_environment()
 
 import click  # noqa: E402
 
+from kerastl.cli.adapt import adapt_command  # noqa: E402
 from kerastl.cli.backbones import backbones_command  # noqa: E402
+from kerastl.cli.distill import distill_command  # noqa: E402
 from kerastl.cli.evaluate import evaluate_command  # noqa: E402
 from kerastl.cli.export import export_command  # noqa: E402
 from kerastl.cli.predict import predict_command  # noqa: E402
+from kerastl.cli.rank import rank_command  # noqa: E402
 from kerastl.cli.train import train_command  # noqa: E402
 from kerastl.cli.tune import tune_command  # noqa: E402
 from kerastl.cli.weights import weights_command  # noqa: E402
+from kerastl.fewshot.cli import fewshot_command  # noqa: E402
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -50,6 +54,11 @@ def main():
       kerastl predict saved_models/photos/1 cat.jpg dog.jpg --top-k 3
       kerastl backbones mobilenet
       kerastl weights add mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
+      kerastl adapt photos/ phone_photos/ --export saved_models/phone
+      kerastl distill runs/photos/model.keras photos/ --student mobilenet \
+          --student-kwargs '{"alpha": 0.25}' --image-size 160
+      kerastl fewshot build support/ --out fewshot.keras
+      kerastl rank photos/ --candidates mobilenet_v2,mobilenet
 
     Run `kerastl COMMAND --help` for every flag of a command. Exit codes:
     0 success, 1 failure, 2 bad usage.
@@ -57,7 +66,8 @@ def main():
 
 
 for _command in (train_command, tune_command, export_command, evaluate_command,
-                 predict_command, backbones_command, weights_command):
+                 predict_command, backbones_command, weights_command, adapt_command,
+                 distill_command, fewshot_command, rank_command):
     main.add_command(_command)
 
 __all__ = ["main"]

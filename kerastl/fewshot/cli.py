@@ -73,7 +73,10 @@ def build_command(support, *, backbone, image_size, weights, metric, out_path,
     """Build a prototype classifier from SUPPORT, a folder with one subfolder of
     photos per class (a few photos each).
 
-    Example: kerastl fewshot build support/ --out product.keras
+    \b
+    Examples:
+      kerastl fewshot build support/ --out product.keras
+      kerastl fewshot build support/ --out product.keras --export apps/products
     """
     kerastl = import_kerastl(debug=out.debug)
     import kerastl.fewshot as fs
@@ -117,7 +120,10 @@ def evaluate_command(data, *, backbone, image_size, weights, metric, ways, shots
     """Few-shot accuracy on DATA (one subfolder of photos per class): mean and
     95% interval over N-way K-shot episodes.
 
-    Example: kerastl fewshot evaluate flowers/val --ways 5 --shots 1
+    \b
+    Examples:
+      kerastl fewshot evaluate flowers/val --ways 5 --shots 1
+      kerastl fewshot evaluate flowers/val --ways 5 --shots 5 --episodes 600
     """
     kerastl = import_kerastl(debug=out.debug)
     import kerastl.fewshot as fs

@@ -10,7 +10,8 @@ from kerastl.cli import main
 
 from .helpers import run_kerastl
 
-COMMANDS = ("train", "tune", "export", "evaluate", "predict", "backbones", "weights")
+COMMANDS = ("train", "tune", "export", "evaluate", "predict", "backbones", "weights", "adapt",
+            "distill", "fewshot", "rank")
 
 
 def test_group_lists_every_command():
