@@ -20,7 +20,8 @@ from kerastl._validation import check_bool
 KERAS_FILE = "model.keras"
 # Registered class name -> module whose import registers it (imported only when
 # a saved model uses it: importing tensorflow_hub takes seconds).
-_OPTIONAL_LAYERS = {"kerastl>HubBackbone": "kerastl.backbones.hub"}
+_OPTIONAL_LAYERS = {"kerastl>HubBackbone": "kerastl.backbones.hub",
+                    "kerastl>TokenPooling": "kerastl.backbones.kerashub"}
 
 
 def register_custom_objects(keras_file) -> None:
