@@ -74,7 +74,7 @@ _SUBMODULES = ("backbones", "data", "distribute", "export", "report", "training"
 # Imported as soon as Keras is: what registers kerastl's serializable objects.
 _REGISTERING_MODULES = ("kerastl.layers", "kerastl.training.optim", "kerastl.adapt.layers",
                         "kerastl.adapt.losses", "kerastl.fewshot.layers",
-                        "kerastl.distillation.losses")
+                        "kerastl.distillation.losses", "kerastl.backbones.kerashub")
 
 __all__ = sorted({*_LAZY_NAMES, "data", "distribute", "export", "report", "weights", "adapt",
                   "fewshot", "distillation", "peft", "multitask", "ranking",

@@ -162,6 +162,10 @@ def spec_for_name(name: str) -> BackboneSpec:
                             num_blocks=1, source="hub")
     if name.startswith(CUSTOM_PREFIX):
         return _custom_spec(name)
+    if name.startswith("kerashub:"):
+        from kerastl.backbones.kerashub import kerashub_spec
+
+        return kerashub_spec(name)
     try:
         return get_backbone_spec(name)
     except ValueError:

@@ -195,16 +195,6 @@ def test_bad_presets_have_clear_errors(presets, tmp_path):
         kerastl.build("kerashub:", 3)
 
 
-def _accessors_know_kerashub() -> bool:
-    import inspect
-
-    from kerastl import accessors
-
-    return "kerashub" in inspect.getsource(accessors.spec_for_name)
-
-
-@pytest.mark.skipif(not _accessors_know_kerashub(),
-                    reason="kerastl.accessors.spec_for_name does not map 'kerashub:' names yet")
 def test_saved_models_read_their_kerashub_blocks(presets, tmp_path):
     model = kerastl.build("kerashub:" + presets["resnet"], 3)
     path = tmp_path / "m.keras"
