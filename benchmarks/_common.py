@@ -82,3 +82,11 @@ def tutorial_unfreeze(model, base) -> None:
     binary = model.outputs[0].shape[-1] == 1
     loss, metrics = _tutorial_loss(binary)
     model.compile(optimizer=keras.optimizers.RMSprop(1e-5), loss=loss, metrics=metrics)
+
+
+def markdown_table(rows) -> str:
+    """A Markdown table of string rows (the first row is the header), columns padded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)

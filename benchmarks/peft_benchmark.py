@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import seed_keras_home
+from _common import markdown_table, seed_keras_home
 from recipe_sweep import DATASETS, _assets, load_folder, split
 
 METHODS = ("head", "top4", "full", "lora4", "lora8", "lora16", "bitfit", "bn_affine")
@@ -118,10 +118,7 @@ def _table(records) -> str:
         rows.append((r["dataset"], r["method"], f"{r['test_accuracy']:.3f}", r["kept_stage"],
                      f"{r['trained_params']:,} ({100 * r['backbone_fraction']:.2f}%)",
                      f"{r['file_bytes']:,}", f"{r['seconds']:.0f}", f"{r['peak_rss_mb']:.0f}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(rows)
 
 
 def main(argv=None) -> int:

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import seed_keras_home, tutorial_model, tutorial_unfreeze
+from _common import markdown_table, seed_keras_home, tutorial_model, tutorial_unfreeze
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"cats_and_dogs_filtered": ("train", "validation"),
@@ -177,10 +177,7 @@ def _table(records):
         secs = np.mean([r["seconds"] for r in groups[key]])
         rows.append((key[0], str(key[1]), key[2], key[3],
                      f"{accs.mean():.3f} ± {accs.std():.3f}", str(len(accs)), f"{secs:.1f}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(rows)
 
 
 def main(argv=None) -> int:
