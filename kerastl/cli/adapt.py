@@ -67,16 +67,8 @@ def adapt_run(params: dict, out: Output) -> dict:
     data_spec = check_data_spec(params["data"])
     target_dir = _check_folder(params["target"], "TARGET_DIR")
     kerastl = import_kerastl(debug=out.debug)
-    opts.check_backbone(kerastl, params["backbone"])
-    run_dir = opts.run_folder(params["output"], data=data_spec, backbone=params["backbone"],
-                              overwrite=params["overwrite"])
-    size, strategy, data = opts.prepare_run(kerastl, params, out, data_spec=data_spec,
-                                            backbone=params["backbone"])
-    model = kerastl.build(params["backbone"], num_classes=data.num_classes,
-                          class_names=data.class_names, input_shape=(size, size, 3),
-                          weights=params["weights"], backbone_kwargs=params["backbone_kwargs"],
-                          augmentation="default" if params["augment"] else None,
-                          strategy=strategy)
+    run_dir, size, strategy, data, model = opts.start_run(kerastl, params, out,
+                                                          data_spec=data_spec)
     target = importlib.import_module("kerastl.adapt.data").as_target(
         target_dir, input_shape=model.input_shape, batch_size=params["batch_size"])
     out.status(f"Target: {target.num_examples} images in {target_dir}")

@@ -152,7 +152,7 @@ def resolve_image_size(kerastl, backbone: str, image_size) -> int:
 
 def check_backbone(kerastl, backbone: str) -> None:
     """Fails with a usage error (exit code 2) for an unknown backbone name."""
-    if backbone.startswith("hub:"):
+    if backbone.startswith(("hub:", "kerashub:")):  # checked when the model is built
         return
     try:
         kerastl.get_backbone_spec(backbone)
@@ -195,6 +195,31 @@ def prepare_run(kerastl, params: dict, out, *, data_spec: str, backbone: str):
                                   seed=params["seed"], download=params["download"])
     out.status(str(data))
     return size, strategy, data
+
+
+def start_run(kerastl, params: dict, out, *, data_spec: str):
+    """The start of ``train`` and ``adapt``: checks, the run folder, DATA and the model.
+
+    Returns:
+        ``(run_dir, image_size, strategy, data, model)``: the run folder (not
+        created yet), the input size, the strategy, the loaded DATA and the
+        model built from ``--backbone``, ``--weights``, ``--backbone-kwargs``,
+        ``--dropout`` (when the command has it) and ``--augment``.
+    """
+    backbone = params["backbone"]
+    check_backbone(kerastl, backbone)
+    run_dir = run_folder(params["output"], data=data_spec, backbone=backbone,
+                         overwrite=params["overwrite"])
+    size, strategy, data = prepare_run(kerastl, params, out, data_spec=data_spec,
+                                       backbone=backbone)
+    dropout = params.get("dropout")
+    model = kerastl.build(backbone, num_classes=data.num_classes, class_names=data.class_names,
+                          input_shape=(size, size, 3), weights=params["weights"],
+                          backbone_kwargs=params["backbone_kwargs"],
+                          head=None if dropout is None else {"dropout": dropout},
+                          augmentation="default" if params["augment"] else None,
+                          strategy=strategy)
+    return run_dir, size, strategy, data, model
 
 
 def export_model(kerastl, model, directory, *, quantization, data, out):

@@ -106,17 +106,8 @@ def train_run(params: dict, out: Output) -> dict:
     start = time.perf_counter()
     data_spec = check_data_spec(params["data"])
     kerastl = import_kerastl(debug=out.debug)
-    opts.check_backbone(kerastl, params["backbone"])
-    run_dir = opts.run_folder(params["output"], data=data_spec, backbone=params["backbone"],
-                              overwrite=params["overwrite"])
-    size, strategy, data = opts.prepare_run(kerastl, params, out, data_spec=data_spec,
-                                            backbone=params["backbone"])
-    head = None if params["dropout"] is None else {"dropout": params["dropout"]}
-    model = kerastl.build(params["backbone"], num_classes=data.num_classes,
-                          class_names=data.class_names, input_shape=(size, size, 3),
-                          weights=params["weights"], backbone_kwargs=params["backbone_kwargs"],
-                          head=head, augmentation="default" if params["augment"] else None,
-                          strategy=strategy)
+    run_dir, size, strategy, data, model = opts.start_run(kerastl, params, out,
+                                                          data_spec=data_spec)
     out.status(f"Training {params['backbone']} (recipe {params['recipe']}) ...")
     with out.working():
         fit_report = kerastl.fit(model, data.train, data.validation, recipe=params["recipe"],
