@@ -27,7 +27,7 @@ from kerastl.cli.rank import rank_command  # noqa: E402
 from kerastl.cli.train import train_command  # noqa: E402
 from kerastl.cli.tune import tune_command  # noqa: E402
 from kerastl.cli.weights import weights_command  # noqa: E402
-from kerastl.fewshot.cli import fewshot_command  # noqa: E402
+from kerastl.cli.fewshot import fewshot_command  # noqa: E402
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -18,7 +18,7 @@ Example:
     >>> kerastl.export(student, "saved_models/small", representative_data=data.train)
 """
 
-import importlib
+from kerastl._lazy import attributes
 
 _LAZY = {
     "DistillReport": "core", "agreement": "core", "distill": "core",
@@ -27,17 +27,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kerastl.distillation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"kerastl.distillation.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = attributes(__name__, _LAZY)
 
 
 __all__ = ["ComparisonRow", "DistillReport", "MaskedCategoricalCrossentropy", "TeacherCache",

@@ -23,10 +23,10 @@ Example:
     >>> print(kerastl.fewshot.evaluate(model, data.validation, ways=5, shots=1))
 """
 
-import importlib
+from kerastl._lazy import attributes
 
 # Public name -> module, imported on first use (PEP 562), so that the TensorFlow-free
-# ``kerastl.fewshot.cli`` imports without TensorFlow (``kerastl --help`` stays fast).
+# ``kerastl.cli.fewshot`` imports without TensorFlow (``kerastl --help`` stays fast).
 _LAZY = {
     "add_classes": "builder", "build": "builder", "EpisodeResult": "episodes",
     "evaluate": "episodes", "mean_ci": "episodes", "OnDeviceReport": "ondevice",
@@ -34,24 +34,11 @@ _LAZY = {
     "PrototypeClassifier": "layers", "PrototypeHead": "layers",
 }
 # Submodules (no module is named like a function: importing one sets a package attribute).
-_MODULES = ("builder", "cli", "episodes", "exporter", "incremental", "layers", "ondevice",
+_MODULES = ("builder", "episodes", "exporter", "incremental", "layers", "ondevice",
             "prototypes")
 
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(f"kerastl.fewshot.{module}"), name)
-    elif name in _MODULES:
-        value = importlib.import_module(f"kerastl.fewshot.{name}")
-    else:
-        raise AttributeError(f"module 'kerastl.fewshot' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY) | set(_MODULES))
+__getattr__, __dir__ = attributes(__name__, _LAZY, _MODULES)
 
 
 __all__ = ["EpisodeResult", "ExtendResult", "OnDeviceReport", "PrototypeClassifier",

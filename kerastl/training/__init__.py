@@ -14,7 +14,7 @@ Example:
     >>> report.best["val_accuracy"]
 """
 
-import importlib
+from kerastl._lazy import attributes
 
 # Public name -> module. Loaded on first use (PEP 562), so that TensorFlow-free
 # parts (``kerastl.training.recipes``, which the CLI reads) import without it.
@@ -27,17 +27,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kerastl.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"kerastl.training.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = attributes(__name__, _LAZY)
 
 
 __all__ = [

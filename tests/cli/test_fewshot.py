@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 import kerastl
 from harness import make_image_folder
-from kerastl.fewshot.cli import fewshot_command
+from kerastl.cli.fewshot import fewshot_command
 
 
 def test_build_and_evaluate(tmp_path):
