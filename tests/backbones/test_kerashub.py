@@ -9,7 +9,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from harness import assert_keras_round_trip, assert_serialization_round_trip
+from harness import (assert_float32_close, assert_keras_round_trip,
+                     assert_serialization_round_trip)
 
 import kerastl
 from kerastl.backbones import kerashub
@@ -147,7 +148,9 @@ def test_random_init_and_lora(presets):
     before = pretrained.predict(x, verbose=0)
     names = kerashub.enable_lora(pretrained, 2)
     assert set(names) == {"query", "value"} and len(names) == 6
-    np.testing.assert_allclose(pretrained.predict(x, verbose=0), before, atol=1e-6)
+    # LoRA's update is zero at first, but the layers now sum kernel + A @ B: another
+    # float32 path through the tiny ViT (3 layers of about 8 stages, 192-term patch sums).
+    assert_float32_close(pretrained.predict(x, verbose=0), before, depth=28, terms=192)
     trainable = [w.path for w in kerastl.get_backbone(pretrained).trainable_weights]
     assert trainable and all("lora" in p or p.endswith("bias") for p in trainable)
     resnet = kerastl.build("kerashub:" + presets["resnet"], 3)
