@@ -81,34 +81,12 @@ def _features(candidate, splits, cache, seed):
                           weights=candidate.weights,
                           backbone_kwargs=candidate.backbone_kwargs or None)
     cut = pooled_cut(model)
-    parts = [cache.get(model, _resized(ds, candidate.image_size), cut,
-                       source=_source(cache, source, candidate))
+    parts = [cache.get(model, _resized(ds, candidate.image_size), cut, source=source,
+                       namespace=("rank_backbones", candidate.key()))
              for ds, source in splits]
     features = np.concatenate([p.arrays[0][: p.num_examples] for p in parts])
     labels = np.concatenate([p.labels for p in parts])
     return model, features, labels
-
-
-class _Source:
-    """Identifies one candidate's features of one split in a `FeatureCache`."""
-
-    def __init__(self, data, key):
-        self.data, self.key = data, key
-
-
-def _source(cache, data, candidate) -> _Source:
-    """The cache source of (split, candidate), the same object on every call.
-
-    `FeatureCache` keeps one pooled entry per source (a new one replaces the
-    entry of a model whose weights changed), so each candidate needs its own
-    source for all of them to stay cached; the tokens live on the cache.
-    """
-    tokens = cache.__dict__.setdefault("_ranking_sources", {})
-    key = (id(data), candidate.key())
-    token = tokens.get(key)
-    if token is None or token.data is not data:
-        token = tokens[key] = _Source(data, candidate.key())
-    return token
 
 
 def _task(labels) -> str:

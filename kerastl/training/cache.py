@@ -142,8 +142,9 @@ class FeatureCache:
             self._finalizer()
             self._tmp = self._finalizer = None
 
-    def get(self, model, dataset, cut: Cut, *, source=None, augment_passes: int = 0,
-            augmenter=None, augmenter_key=None, progress: bool = False) -> CachedData:
+    def get(self, model, dataset, cut: Cut, *, source=None, namespace=None,
+            augment_passes: int = 0, augmenter=None, augmenter_key=None,
+            progress: bool = False) -> CachedData:
         """Returns the cached activations of `dataset` at `cut`, computing them if needed.
 
         Args:
@@ -152,6 +153,11 @@ class FeatureCache:
             cut: Where to cut the model (`kerastl.training.graph`).
             source: The object that identifies the data (default: `dataset`);
                 the cache keeps a reference to it.
+            namespace: A hashable that separates entries of one source: an entry
+                replaces the earlier one of its source and cut only within its
+                namespace (the default None: one model at a time per source, as
+                in `kerastl.fit`; `kerastl.rank_backbones` keeps every
+                candidate's features, one namespace each).
             augment_passes: Extra passes with `augmenter` applied to the images.
             augmenter: Callable ``augmenter(images, training=True)``.
             augmenter_key: Identifies the augmentation in the key.
@@ -163,23 +169,26 @@ class FeatureCache:
         """
         source = dataset if source is None else source
         key = (cut.key(model), augment_passes, augmenter_key if augment_passes else None)
+        def mine(entry):
+            return entry["source"] is source and entry["namespace"] == namespace
+
         for entry in self._entries:
-            if entry["source"] is source and entry["key"] == key:
+            if mine(entry) and entry["key"] == key:
                 self.hits += 1
                 return entry["data"]
         self._entries = [e for e in self._entries
-                         if not (e["source"] is source and e["key"][0][0] == key[0][0])]
-        data = self._derive(model, cut, source, key)
+                         if not (mine(e) and e["key"][0][0] == key[0][0])]
+        data = self._derive(model, cut, [e for e in self._entries if mine(e)], key)
         if data is None:
             data = self._compute(model, dataset, cut, augment_passes, augmenter, progress)
-        self._entries.append({"source": source, "key": key, "cut": cut, "data": data,
-                              "model": weakref.ref(model)})
+        self._entries.append({"source": source, "namespace": namespace, "key": key, "cut": cut,
+                              "data": data, "model": weakref.ref(model)})
         return data
 
-    def _derive(self, model, cut, source, key):
-        for entry in self._entries:
+    def _derive(self, model, cut, entries, key):
+        for entry in entries:
             up = entry["cut"]
-            if entry["model"]() is not model or entry["source"] is not source:
+            if entry["model"]() is not model:
                 continue
             if entry["key"][1:] != key[1:]:
                 continue

@@ -107,6 +107,17 @@ def test_changed_frozen_weights_invalidate_the_entry():
     assert second is not first and cache.backbone_batches == 6 and len(cache) == 1
 
 
+def test_namespaces_keep_the_entries_of_several_models_of_one_source():
+    ds, _, _ = _dataset()
+    cache = FeatureCache()
+    a, b = tiny_kerastl_model(3), tiny_kerastl_model(3)
+    first = cache.get(a, ds, graph.pooled_cut(a), namespace="a")
+    cache.get(b, ds, graph.pooled_cut(b), namespace="b")
+    assert len(cache) == 2 and cache.get(a, ds, graph.pooled_cut(a), namespace="a") is first
+    cache.get(b, ds, graph.pooled_cut(b))  # no namespace: its own entry
+    assert len(cache) == 3 and cache.backbone_batches == 9
+
+
 def test_memory_limit_spills_to_disk(tmp_path):
     model = tiny_kerastl_model(3)
     ds, _, _ = _dataset()
