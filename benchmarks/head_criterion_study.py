@@ -125,10 +125,11 @@ def main(argv=None) -> int:
                     print(json.dumps({"dataset": dataset, "size": size, "seed": seed, **row}),
                           flush=True)
                     table[dataset, size].append(row)
-    print(f"{'dataset':<24}{'size':>5}{'seeds':>6}" + "".join(f"{r:>12}" for r in RULES))
+    print(f"{'dataset':<24}{'size':>5}{'seeds':>6}" + "".join(f"{r:>13}" for r in RULES))
     for (dataset, size), rows in table.items():
         print(f"{dataset:<24}{size!s:>5}{len(rows):>6}"
-              + "".join(f"{np.mean([r[k] for r in rows]):12.4f}" for k in RULES))
+              + "".join(f"{np.mean([r[k] for r in rows]):7.3f}±{np.std([r[k] for r in rows]):.3f}"
+                        for k in RULES))
     return 0
 
 
