@@ -44,7 +44,8 @@ class FileScores:
 
     Attributes:
         paths: The files that were read, in order (one row of `scores` each).
-        scores: float32 array ``(len(paths), len(labels))``.
+        scores: float32 array ``(len(paths), len(labels))``; for a multi-task
+            model ``{task: array (len(paths), len(task labels))}``.
         skipped: ``(path, reason)`` of every file that could not be used.
     """
 
@@ -99,11 +100,21 @@ class Predictor:
             return result.scores
         array = self._check_images(images)
         if len(array) == 0:
-            return np.zeros((0, len(self.labels)), "float32")
+            return self._empty()
+        return self._outputs(array)
+
+    def _outputs(self, array):
         outputs = np.asarray(self._run(array), "float32")
         if self.task == "binary" and outputs.ndim == 2 and outputs.shape[1] == 1:
             outputs = np.concatenate([1.0 - outputs, outputs], axis=1)
         return outputs
+
+    def _empty(self):
+        return np.zeros((0, len(self.labels)), "float32")
+
+    @staticmethod
+    def _stack(parts):
+        return np.concatenate(parts)
 
     def top_k(self, images, k: int = 3) -> list[list[dict]]:
         """Returns the `k` best labels of each image, best first.
@@ -154,8 +165,7 @@ class Predictor:
             if read:
                 done += read
                 parts.append(self.predict(images))
-        scores = np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), "float32")
-        return FileScores(done, scores, skipped)
+        return FileScores(done, self._stack(parts) if parts else self._empty(), skipped)
 
     def _check_images(self, images) -> np.ndarray:
         array = np.asarray(images, dtype="float32")
@@ -286,6 +296,10 @@ def _keras(path: Path) -> Predictor:
     import kerastl
 
     model = kerastl.load(path, compile=False)
+    from kerastl.multitask import predictor as multitask
+
+    if multitask.is_multitask_keras(model):
+        return multitask.from_keras(model, path)
     try:
         info = kerastl.model_info(model)
         task, names, shape = info.task, info.class_names, tuple(info.input_shape)
@@ -303,6 +317,11 @@ def _saved_model(path: Path) -> Predictor:
     if "serving_default" not in loaded.signatures:
         raise ValueError(f"The SavedModel {str(path)!r} has no 'serving_default' signature.")
     fn = loaded.signatures["serving_default"]
+    from kerastl.multitask import predictor as multitask
+
+    tasks = multitask.saved_model_tasks(fn)
+    if tasks:
+        return multitask.from_saved_model(loaded, path, tasks)
     (input_name, spec), = fn.structured_input_signature[1].items()
     shape = tuple(int(d) for d in spec.shape[1:])
     outputs = fn.structured_outputs
@@ -323,6 +342,10 @@ def _tflite(path: Path) -> Predictor:
 
     meta = kerastl.export.read_tflite_metadata(path)
     info = meta.get("info", {})
+    if "tasks" in info:
+        from kerastl.multitask.predictor import from_tflite
+
+        return from_tflite(path, meta)
     shape = tuple(info.get("input_shape") or ())
     if len(shape) != 3:
         from kerastl.export.tflite import make_interpreter
@@ -383,7 +406,10 @@ def load_predictor(path) -> Predictor:
             folder (its newest version).
 
     Returns:
-        A `Predictor`; its ``kind`` and ``path`` name the artifact loaded.
+        A `Predictor`; its ``kind`` and ``path`` name the artifact loaded. A
+        multi-task model (`kerastl.multitask.export`, or a multi-task
+        ``.keras``) gives a `kerastl.multitask.MultiTaskPredictor`, whose
+        ``predict`` and ``top_k`` return ``{task: ...}``.
 
     Example:
         >>> predictor = kerastl.load_predictor("saved_models/flowers/1/model_int8.tflite")

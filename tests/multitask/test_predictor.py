@@ -1,0 +1,83 @@
+"""`kerastl.load_predictor` on multi-task exports: per-task results from every artifact."""
+
+import numpy as np
+import pytest
+from harness import assert_float32_close, make_image_folder, random_images
+
+import kerastl
+from kerastl import multitask
+from tests.multitask._models import tiny_two_task_model as _model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mt_predictor")
+    model = _model()
+    calibration = random_images(8, 32, seed=7)
+    multitask.export(model, root / "saved", quantization=("float32", "int8"),
+                     representative_data={"species": calibration[:4],
+                                          "healthy": calibration[4:]})
+    return root, model
+
+
+def _artifacts(root):
+    version = root / "saved" / "1"
+    return {"export": root / "saved", "version": version, "keras": version / "model.keras",
+            "saved_model": version / "saved_model",
+            "float32": version / "model_float32.tflite", "int8": version / "model_int8.tflite"}
+
+
+def test_every_multitask_artifact_loads_as_a_predictor_with_per_task_results(exported):
+    root, model = exported
+    images = random_images(5, 32, seed=8)
+    expected = {t: np.asarray(v) for t, v in model(images).items()}
+    for name, path in _artifacts(root).items():
+        predictor = kerastl.load_predictor(path)
+        assert isinstance(predictor, multitask.MultiTaskPredictor), name
+        assert predictor.task == "multitask" and predictor.labels == ["healthy", "species"]
+        assert predictor.tasks == {"healthy": ["no", "yes"], "species": ["0", "1", "2"]}, name
+        assert predictor.input_shape == (32, 32, 3)
+        got = predictor.predict(images)
+        assert sorted(got) == ["healthy", "species"]
+        for task, probs in got.items():
+            assert probs.dtype == np.float32 and probs.shape == expected[task].shape
+            if name == "int8":
+                assert np.abs(probs - expected[task]).max() < 0.05  # uint8 steps of 1/256
+            else:
+                assert_float32_close(probs, expected[task], depth=6, terms=72, err_msg=name)
+
+
+def test_top_k_is_per_task_and_capped_at_each_tasks_labels(exported):
+    root, model = exported
+    image = random_images(1, 32, seed=9)
+    predictor = kerastl.load_predictor(root / "saved" / "1" / "saved_model")
+    best = predictor.top_k(image, k=3)
+    probs = {t: np.asarray(v)[0] for t, v in model(image).items()}
+    assert len(best["healthy"][0]) == 2 and len(best["species"][0]) == 3
+    for task, ranked in best.items():
+        assert ranked[0][0]["index"] == int(probs[task].argmax())
+        assert ranked[0][0]["label"] == predictor.tasks[task][ranked[0][0]["index"]]
+    with pytest.raises(ValueError, match="`k`"):
+        predictor.top_k(image, k=0)
+
+
+def test_predict_files_reads_images_and_keeps_per_task_scores(exported, tmp_path):
+    root, _ = exported
+    folder = make_image_folder(tmp_path / "photos", classes=("a",), per_class=3, size=32)
+    (folder / "a" / "broken.jpg").write_bytes(b"not an image")
+    predictor = kerastl.load_predictor(root / "saved" / "1" / "model_float32.tflite")
+    result = predictor.predict_files([folder / "a"])
+    assert len(result.paths) == 3 and len(result.skipped) == 1
+    assert {t: v.shape for t, v in result.scores.items()} == {"healthy": (3, 2),
+                                                              "species": (3, 3)}
+    assert predictor.predict(np.zeros((0, 32, 32, 3)))["species"].shape == (0, 3)
+
+
+def test_kerastl_load_of_a_multitask_export_returns_the_dict_output_model(exported):
+    root, model = exported
+    images = random_images(3, 32, seed=10)
+    reloaded = kerastl.load(root / "saved", compile=False)
+    got = reloaded.predict(images, verbose=0)
+    assert sorted(got) == ["healthy", "species"]
+    for task, value in model(images).items():
+        assert_float32_close(got[task], np.asarray(value), depth=6, terms=72)
