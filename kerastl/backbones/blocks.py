@@ -54,7 +54,7 @@ def resolve_blocks(spec: BackboneSpec, backbone) -> list[Block]:
     """
     layers = list(getattr(backbone, "layers", []) or [])
     if layers and spec.source == "kerashub":
-        from kerastl.backbones.kerashub import kerastl_blocks
+        from kerastl.backbones.kerashub_blocks import kerastl_blocks
 
         return kerastl_blocks(spec, layers)
     if not layers:

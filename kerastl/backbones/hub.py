@@ -29,13 +29,15 @@ import tensorflow_hub as hub
 from kerastl._validation import check_int, check_keys, check_one_of
 from kerastl.backbones.hub_handles import (
     TRUST_ENV,
-    concrete_functions,
     find_hub_model,
-    hub_variables,
-    input_specs,
     is_trusted_path,
     is_url,
     resolve_handle,
+)
+from kerastl.backbones.hub_savedmodel import (
+    concrete_functions,
+    hub_variables,
+    input_specs,
     select_callable,
     training_values,
 )

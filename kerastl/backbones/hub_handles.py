@@ -13,8 +13,11 @@ variants: ``https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vecto
 ``https://www.kaggle.com/models/google/mobilenet-v2/frameworks/tensorFlow2/variations/100-224-feature-vector/versions/2``
 all find the same entry.
 
-`resolve_handle` turns a handle into a local SavedModel directory (through the
-``TFHUB_CACHE_DIR`` cache) with clear errors; the remaining helpers read what
+The table of known models is `kerastl.backbones.hub_catalog.KNOWN_HUB_MODELS`
+(also importable from here). `resolve_handle` turns a handle into a local
+SavedModel directory (through the ``TFHUB_CACHE_DIR`` cache) with clear errors;
+`trusted_hub_models` says which local SavedModels safe-mode loading may run.
+`kerastl.backbones.hub_savedmodel` reads what
 `kerastl.backbones.hub.HubBackbone` needs from a loaded SavedModel.
 """
 
@@ -22,9 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import dataclasses
 import hashlib
-import inspect
 import os
 import re
 import urllib.parse
@@ -32,127 +33,11 @@ import urllib.parse
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from kerastl._validation import check_one_of
+from kerastl.backbones.hub_catalog import KNOWN_HUB_MODELS, HubImageModel
 
 _KAGGLE_LONG = re.compile(r"^(models/[^/]+/[^/]+)/frameworks/([^/]+)/variations/([^/]+)"
                           r"(?:/versions/([^/]+))?$")
 _HOST_ALIASES = {"hub.tensorflow.google.cn": "tfhub.dev", "www.kaggle.com": "kaggle.com"}
-
-
-@dataclasses.dataclass(frozen=True)
-class HubImageModel:
-    """One known TF Hub image feature vector.
-
-    Args:
-        name: Short snake_case name (``"mobilenet_v2_100_224"``).
-        family: Architecture family (``"mobilenet_v2"``).
-        tfhub: Its ``https://tfhub.dev/...`` handle.
-        kaggle: Its ``https://www.kaggle.com/models/...`` handle.
-        input_size: Side of the square images it was trained on.
-        min_input_size: Smallest input side the architecture accepts.
-        feature_dim: Width of the returned feature vector.
-        input_range: Range the input pixels must be scaled to.
-    """
-
-    name: str
-    family: str
-    tfhub: str
-    kaggle: str
-    input_size: int
-    min_input_size: int
-    feature_dim: int
-    input_range: tuple = (0.0, 1.0)
-
-    def to_dict(self) -> dict:
-        """Returns the entry as a JSON-friendly dict."""
-        return dataclasses.asdict(self)
-
-
-_TFHUB = "https://tfhub.dev/"
-_KAGGLE = "https://www.kaggle.com/models/"
-
-
-def _mobilenet(version: str, variant: str, tfhub_variant: str, feature_dim: int,
-               kaggle_version: int) -> HubImageModel:
-    return HubImageModel(
-        f"mobilenet_{version}_{tfhub_variant}", f"mobilenet_{version}",
-        f"{_TFHUB}google/imagenet/mobilenet_{version}_{tfhub_variant}/feature_vector/5",
-        f"{_KAGGLE}google/mobilenet-{version}/TensorFlow2/{variant}-feature-vector/{kaggle_version}",
-        224, 32, feature_dim)
-
-
-def _efficientnet(b: int, size: int, feature_dim: int) -> HubImageModel:
-    return HubImageModel(
-        f"efficientnet_b{b}", "efficientnet",
-        f"{_TFHUB}tensorflow/efficientnet/b{b}/feature-vector/1",
-        f"{_KAGGLE}tensorflow/efficientnet/TensorFlow2/b{b}-feature-vector/1",
-        size, 32, feature_dim)
-
-
-def _efficientnet_v2(variant: str, size: int) -> HubImageModel:
-    return HubImageModel(
-        f"efficientnet_v2_{variant}", "efficientnet_v2",
-        f"{_TFHUB}google/imagenet/efficientnet_v2_{variant}/feature_vector/2",
-        f"{_KAGGLE}google/efficientnet-v2/TensorFlow2/"
-        f"{variant.replace('_', '-')}-feature-vector/2",
-        size, 32, 1280)
-
-
-def _resnet(version: str, depth: int) -> HubImageModel:
-    return HubImageModel(
-        f"resnet_{version}_{depth}", f"resnet_{version}",
-        f"{_TFHUB}google/imagenet/resnet_{version}_{depth}/feature_vector/5",
-        f"{_KAGGLE}google/resnet-{version}/TensorFlow2/{depth}-feature-vector/2",
-        224, 32, 2048)
-
-
-def _bit(variant: str, feature_dim: int) -> HubImageModel:
-    return HubImageModel(
-        f"bit_{variant.replace('-', '_')}", "bit",
-        f"{_TFHUB}google/bit/{variant}/1",
-        f"{_KAGGLE}google/bit/TensorFlow2/{variant}/1",
-        224, 32, feature_dim)
-
-
-KNOWN_HUB_MODELS: tuple[HubImageModel, ...] = (
-    _mobilenet("v2", "100-224", "100_224", 1280, 2),
-    _mobilenet("v2", "140-224", "140_224", 1792, 2),
-    HubImageModel("mobilenet_v2_tf2_preview", "mobilenet_v2",
-                  f"{_TFHUB}google/tf2-preview/mobilenet_v2/feature_vector/4",
-                  f"{_KAGGLE}google/mobilenet-v2/TensorFlow2/tf2-preview-feature-vector/4",
-                  224, 32, 1280),
-    _mobilenet("v3", "large-100-224", "large_100_224", 1280, 1),
-    _mobilenet("v3", "large-075-224", "large_075_224", 1280, 1),
-    _mobilenet("v3", "small-100-224", "small_100_224", 1024, 1),
-    _mobilenet("v3", "small-075-224", "small_075_224", 1024, 1),
-    _efficientnet(0, 224, 1280),
-    _efficientnet(1, 240, 1280),
-    _efficientnet(2, 260, 1408),
-    _efficientnet(3, 300, 1536),
-    _efficientnet(4, 380, 1792),
-    _efficientnet(5, 456, 2048),
-    _efficientnet(6, 528, 2304),
-    _efficientnet(7, 600, 2560),
-    _efficientnet_v2("imagenet1k_b0", 224),
-    _efficientnet_v2("imagenet1k_b3", 300),
-    _efficientnet_v2("imagenet1k_s", 384),
-    _efficientnet_v2("imagenet21k_b0", 224),
-    _efficientnet_v2("imagenet21k_ft1k_s", 384),
-    _resnet("v1", 50),
-    _resnet("v1", 101),
-    _resnet("v2", 50),
-    _resnet("v2", 101),
-    _bit("m-r50x1", 2048),
-    _bit("s-r50x1", 2048),
-    _bit("m-r101x1", 2048),
-    HubImageModel("inception_v3", "inception_v3",
-                  f"{_TFHUB}google/imagenet/inception_v3/feature_vector/5",
-                  f"{_KAGGLE}google/inception-v3/TensorFlow2/feature-vector/2", 299, 75, 2048),
-    HubImageModel("inception_resnet_v2", "inception_resnet_v2",
-                  f"{_TFHUB}google/imagenet/inception_resnet_v2/feature_vector/5",
-                  f"{_KAGGLE}google/inception-resnet-v2/TensorFlow2/feature-vector/2",
-                  299, 75, 1536),
-)
 
 
 def is_url(handle: str) -> bool:
@@ -414,62 +299,6 @@ def is_trusted_path(handle) -> bool:
     return False
 
 
-def select_callable(obj, signature, handle):
-    """Returns (function, input keyword or None) to call for `signature`."""
-    if signature is None:
-        if callable(obj):
-            return obj.__call__, None
-        raise ValueError(
-            f"The SavedModel of {handle!r} has no __call__ (it is not a reusable TF Hub "
-            f"SavedModel). Pass `signature`, one of {sorted(obj.signatures)}.")
-    signature = check_one_of("signature", signature, sorted(obj.signatures))
-    fn = obj.signatures[signature]
-    names = sorted(fn.structured_input_signature[1])
-    if len(names) != 1:
-        raise ValueError(f"Signature {signature!r} of {handle!r} takes inputs {names}; "
-                         "HubBackbone supports signatures with one image input.")
-    return fn, names[0]
-
-
-def concrete_functions(fn):
-    """Returns the concrete functions of a restored function (or `fn` itself)."""
-    return list(getattr(fn, "concrete_functions", None) or [fn])
-
-
-def input_specs(fn, input_name):
-    """Returns the distinct image `tf.TensorSpec`s `fn` accepts."""
-    specs = []
-    for concrete in concrete_functions(fn):
-        args, kwargs = concrete.structured_input_signature
-        spec = kwargs[input_name] if input_name else args[0]
-        if spec not in specs:
-            specs.append(spec)
-    return specs
-
-
-def training_values(fn, input_name) -> tuple:
-    """Returns the Python values of ``training`` the SavedModel was traced with."""
-    if input_name is not None or "training" not in inspect.signature(fn).parameters:
-        return ()
-    values = set()
-    for concrete in concrete_functions(fn):
-        args, kwargs = concrete.structured_input_signature
-        value = kwargs.get("training", args[1] if len(args) > 1 else False)
-        if isinstance(value, bool):
-            values.add(value)
-    return tuple(sorted(values))
-
-
-def hub_variables(obj, fn):
-    """Returns (trainable, non-trainable) `tf.Variable` lists of a loaded SavedModel."""
-    all_vars = list(getattr(obj, "variables", None) or [])
-    trainable = list(getattr(obj, "trainable_variables", None) or [])
-    if not all_vars:  # Not a reusable SavedModel: take what its functions capture.
-        seen = {}
-        for concrete in concrete_functions(fn):
-            for v in concrete.variables:
-                seen.setdefault(id(v), v)
-        all_vars = list(seen.values())
-        trainable = [v for v in all_vars if v.trainable]
-    trainable_ids = {id(v) for v in trainable}
-    return trainable, [v for v in all_vars if id(v) not in trainable_ids]
+__all__ = ["KNOWN_HUB_MODELS", "TRUST_ENV", "HubImageModel", "cached_model_dir",
+           "equivalent_handles", "find_hub_model", "handle_key", "is_trusted_path", "is_url",
+           "moved_to", "resolve_handle", "trusted_hub_models"]

@@ -14,7 +14,7 @@ as every other one:
   used as they are (their 4D feature map goes to the head's pooling);
   transformer backbones (ViT, DeiT, DINOv2...) return tokens, so they are
   wrapped with a `TokenPooling` layer (class token by default);
-* named blocks (`kerastl_blocks`): the architecture's own stages and
+* named blocks (`kerastl.backbones.kerashub_blocks`): the architecture's own stages and
   transformer blocks (``stack2_block1``, ``transformer_block_7``), found in
   the layers after nested encoders are expanded;
 * ViT-family backbones take LoRA on their attention through KerasHub's own
@@ -35,18 +35,13 @@ import keras
 import numpy as np
 
 from kerastl._validation import check_int, check_keys, check_one_of
+from kerastl.backbones.kerashub_blocks import BLOCK_PATTERN
 from kerastl.backbones.spec import BackboneSpec
 
 PREFIX = "kerashub:"
 TOKEN_POOLINGS = ("token", "mean")
 KERASHUB_BACKBONE_KWARGS = ("pooling",)
 WEIGHTS = ("imagenet", None)
-# One named group over the block names of KerasHub's image families: ResNet and
-# DenseNet ``stack2_block1_...``, EfficientNet ``block3a_...``, MobileNet
-# ``block_2_1_...``, CSPNet ``stage_1_block_0_...``, ViT / DeiT
-# ``transformer_block_3``, DINOv2 ``layers_3``, Swin ``stage_2``.
-BLOCK_PATTERN = (r"^(?P<block>stack\d+_block\d+|block\d+[a-z]|block_\d+_\d+|"
-                 r"stage_\d+_block_\d+|transformer_block_\d+|layers?_\d+|stage_\d+)(?:_|$)")
 # Input scalings of `kerastl.layers.ImagePreprocessing`, as ``x * scale + offset``
 # per channel on [0, 255] pixels.
 _TORCH_MEAN = np.array((0.485, 0.456, 0.406))
@@ -339,64 +334,6 @@ def kerashub_spec(name: str, *, preprocessing: str = "none", default_input_size:
         fixed_input_size=tuple(fixed_input_size))
 
 
-def _children(layer) -> list:
-    if isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"):
-        return list(layer.layers)
-    return list(layer._flatten_layers(include_self=False, recursive=False))
-
-
-def _is_hub_class(obj) -> bool:
-    return type(obj).__module__.startswith("keras_hub.")
-
-
-def _is_container(layer, children) -> bool:
-    """A nested KerasHub backbone, or a KerasHub layer holding repeated KerasHub blocks."""
-    if isinstance(layer, keras.Model) and _is_hub_class(layer):
-        return True
-    if not _is_hub_class(layer):
-        return False
-    kinds = [type(c) for c in children if _is_hub_class(c) and c.weights]
-    return any(kinds.count(kind) >= 2 for kind in set(kinds))
-
-
-def expand_layers(layers) -> list:
-    """Returns `layers` with nested KerasHub backbones and encoders replaced by their layers.
-
-    A ViT's transformer blocks live inside one ``vit_encoder`` layer; expanding
-    it makes each of them a layer that `kerastl.backbones.blocks` can name.
-
-    Example:
-        >>> layers = kerastl.backbones.kerashub.expand_layers(kerastl.get_backbone(model).layers)
-    """
-    out = []
-    for layer in layers:
-        children = _children(layer)
-        if children and _is_container(layer, children):
-            out.extend(expand_layers(children))
-        else:
-            out.append(layer)
-    return out
-
-
-def kerastl_blocks(spec: BackboneSpec, layers):
-    """Named blocks of a KerasHub backbone's (expanded) layers.
-
-    `spec.block_pattern` names the blocks; a model it does not fit (fewer than
-    two blocks, or names that repeat apart) falls back to kerastl's generic
-    rule (each layer with weights is a block).
-    """
-    from kerastl.backbones import blocks as blocks_lib
-
-    layers = expand_layers(layers)
-    try:
-        found = blocks_lib._blocks_by_start(layers, re.compile(spec.block_pattern))
-    except ValueError:
-        found = []
-    if len([b for b in found if b.name != "stem"]) >= 2:
-        return found
-    return blocks_lib._blocks_by_weighted_layer(layers)
-
-
 def find_kerashub_backbone(model):
     """Returns the KerasHub `Backbone` inside a kerastl model (or backbone layer), or None."""
     layer = model
@@ -455,6 +392,5 @@ def enable_lora(model, rank: int, *, target_layer_names=None) -> list[str]:
     return names
 
 
-__all__ = ["BLOCK_PATTERN", "PREFIX", "TokenPooling", "enable_lora", "expand_layers",
-           "find_kerashub_backbone", "kerashub_spec", "kerastl_blocks", "preprocessing_mode",
-           "preset_config", "resolve_kerashub_backbone"]
+__all__ = ["PREFIX", "TokenPooling", "enable_lora", "find_kerashub_backbone", "kerashub_spec",
+           "preprocessing_mode", "preset_config", "resolve_kerashub_backbone"]
