@@ -43,18 +43,22 @@ def _masked(task: str, tasks, with_weights: bool):
 
 
 def task_stream(name: str, data: dict, tasks, *, batch_size: int, shuffle: bool, seed,
-                interleave: bool):
+                interleave: bool, features=None):
     """Returns ``(dataset, {task: examples})`` of masked batches drawn from every task.
 
     Training batches are drawn at random in proportion to each task's number of
     batches (every batch once per epoch); validation batches follow task by task.
+    `features`, if given, maps ``(kerastl.training.inputs.Data, shuffle)`` to
+    its batches of cached activations (`kerastl.multitask.cache.activations`),
+    which then stand in for the images.
     """
     parts, counts, sizes = [], {}, []
     for task, value in data.items():
         prepared = as_data(f"{name}[{task!r}]", value, batch_size=batch_size, shuffle=shuffle,
                            seed=seed)
-        with_weights = len(prepared.dataset.element_spec) == 3
-        parts.append(prepared.dataset.map(_masked(task, list(tasks), with_weights)))
+        batches = prepared.dataset if features is None else features(prepared, shuffle)
+        with_weights = len(batches.element_spec) == 3
+        parts.append(batches.map(_masked(task, list(tasks), with_weights)))
         counts[task] = prepared.num_examples
         sizes.append(max(1, prepared.num_batches))
     if not interleave or len(parts) == 1:

@@ -8,12 +8,14 @@ import time
 import keras
 import numpy as np
 
-from kerastl._validation import check_float, check_int
+from kerastl._validation import check_bool, check_float, check_int
 from kerastl.accessors import get_backbone, get_blocks, model_spec
 from kerastl.freezing import apply_trainable_blocks, check_trainable_blocks
+from kerastl.multitask import cache as mt_cache
 from kerastl.multitask.data import check_task_data, task_stream
 from kerastl.multitask.heads import get_heads
 from kerastl.multitask.weighting import MultiTaskTrainer, check_weighting
+from kerastl.training.cache import FeatureCache
 from kerastl.training.callbacks import BestWeights
 from kerastl.training.options import DEFAULT_PATIENCE
 
@@ -35,6 +37,8 @@ class MultiTaskReport:
         num_examples: ``{task: training examples}``.
         trainable_weights: Paths of the trained variables.
         seconds: Wall time.
+        cached: Where training read cached activations: ``"pooled"`` (heads
+            only), the name of the last frozen block, or None (images).
     """
 
     tasks: list
@@ -47,6 +51,7 @@ class MultiTaskReport:
     num_examples: dict
     trainable_weights: list
     seconds: float = 0.0
+    cached: str | None = None
 
     def per_task(self) -> dict:
         """``{task: {"loss", "accuracy", "val_loss", "val_accuracy", "weight"}}`` (best epoch)."""
@@ -92,18 +97,20 @@ class _MeanAccuracy(keras.callbacks.Callback):
                 logs[f"{prefix}mean_accuracy"] = float(np.mean(values))
 
 
-def _set_trainable(model, heads, trainable_blocks, peft):
+def _set_trainable(model, heads, trainable_blocks, peft) -> int:
+    """Makes the heads and the backbone's trained part trainable; returns its top blocks."""
+    blocks = get_blocks(model)
     if peft is not None:
         from kerastl.peft.core import apply, set_trainable
 
         apply(model, peft)
-        set_trainable(model)
+        depth = set_trainable(model)
     else:
-        blocks = get_blocks(model)
         depth = check_trainable_blocks(trainable_blocks, model_spec(model), len(blocks))
         apply_trainable_blocks(get_backbone(model), blocks, depth)
     for head in heads.values():
         head.trainable = True
+    return len(blocks) if depth == "all" else int(depth)
 
 
 def _check(epochs, learning_rate, batch_size, label_smoothing, early_stopping, verbose):
@@ -119,7 +126,8 @@ def _check(epochs, learning_rate, batch_size, label_smoothing, early_stopping, v
 
 def fit(model, train, validation_data=None, *, loss_weighting="equal", trainable_blocks=0,
         peft=None, epochs=10, learning_rate=1e-3, batch_size=32, label_smoothing=0.1,
-        early_stopping=True, seed=None, verbose=1) -> MultiTaskReport:
+        early_stopping=True, cache_features=True, feature_cache=None, seed=None,
+        verbose=1) -> MultiTaskReport:
     """Trains a multi-task model (`kerastl.build(..., tasks=...)`) on one dataset per task.
 
     Each step draws one batch from one task's data (in proportion to the
@@ -129,6 +137,8 @@ def fit(model, train, validation_data=None, *, loss_weighting="equal", trainable
     trains its top `trainable_blocks` blocks, or a PEFT setting (`peft`). The
     model ends at the epoch with the best mean validation accuracy over the
     tasks (early stopping on it), or the last epoch without validation data.
+    The frozen bottom of the backbone runs once per dataset: training reads its
+    cached activations (`kerastl.multitask.cache`, kerastl's `FeatureCache`).
 
     Args:
         model: A multi-task model from ``kerastl.build(..., tasks={...})``.
@@ -144,6 +154,10 @@ def fit(model, train, validation_data=None, *, loss_weighting="equal", trainable
         batch_size: Batch size of array inputs.
         label_smoothing: Label smoothing of every task's cross-entropy.
         early_stopping: True (patience 5), False, or the patience.
+        cache_features: Train on cached activations of the frozen part
+            (pooled features for heads only, else the frozen prefix).
+        feature_cache: A `kerastl.training.FeatureCache` to share between
+            calls (default: a new one per call).
         seed: Seed of weights, shuffling and the task draw.
         verbose: 0, 1 or 2 (Keras's progress output).
 
@@ -165,17 +179,28 @@ def fit(model, train, validation_data=None, *, loss_weighting="equal", trainable
                          f"trainable_blocks={trainable_blocks!r}")
     train = check_task_data("train", train, tasks, required=True)
     validation = check_task_data("validation_data", validation_data, tasks, required=False)
+    check_bool("cache_features", cache_features)
+    if feature_cache is not None and not isinstance(feature_cache, FeatureCache):
+        raise ValueError("`feature_cache` must be a kerastl.training.FeatureCache or None. "
+                         f"Received: feature_cache={feature_cache!r}")
     started = time.perf_counter()
     if seed is not None:
         keras.utils.set_random_seed(seed)
+    depth = _set_trainable(model, heads, trainable_blocks or 0, peft)
+    cut = mt_cache.cut_for(model, heads, depth) if cache_features else None
+    features, train_model = None, model
+    if cut is not None:
+        features = mt_cache.activations(
+            FeatureCache() if feature_cache is None else feature_cache, model, cut, seed=seed)
+        train_model = mt_cache.cached_model(model, heads, cut)
     stream, counts = task_stream("train", train, tasks, batch_size=batch_size, shuffle=True,
-                                 seed=seed, interleave=True)
+                                 seed=seed, interleave=True, features=features)
     val_stream = None
     if validation:
         val_stream, _ = task_stream("validation_data", validation, tasks, batch_size=batch_size,
-                                    shuffle=False, seed=None, interleave=False)
-    _set_trainable(model, heads, trainable_blocks or 0, peft)
-    trainer = MultiTaskTrainer(model, weighting, label_smoothing=label_smoothing)
+                                    shuffle=False, seed=None, interleave=False,
+                                    features=features)
+    trainer = MultiTaskTrainer(train_model, weighting, label_smoothing=label_smoothing)
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate),
                     weighted_metrics={t: [keras.metrics.SparseCategoricalAccuracy("accuracy")]
                                       for t in tasks})
@@ -191,7 +216,7 @@ def fit(model, train, validation_data=None, *, loss_weighting="equal", trainable
     return MultiTaskReport(tasks, weighting, monitor, best.history, best.best_epoch,
                            dict(best.best_logs or {}), trainer.weights_now(), counts,
                            [v.path for v in trainer.trainable_weights],
-                           time.perf_counter() - started)
+                           time.perf_counter() - started, None if cut is None else cut.name)
 
 
 def fit_with_options(model, train, validation_data, opts, *, peft=None) -> MultiTaskReport:
@@ -200,7 +225,7 @@ def fit_with_options(model, train, validation_data, opts, *, peft=None) -> Multi
                trainable_blocks=opts.trainable_blocks or 0, seed=opts.seed,
                learning_rate=opts.learning_rate or 1e-3, batch_size=opts.batch_size,
                label_smoothing=opts.label_smoothing, verbose=opts.verbose,
-               early_stopping=opts.early_stopping)
+               early_stopping=opts.early_stopping, cache_features=opts.cache_features)
 
 
 def _compile_for_evaluation(model, tasks):
