@@ -14,6 +14,7 @@ from kerastl.cli.loading import check_data_spec
 from kerastl.training.recipes import RECIPES  # TensorFlow-free: the CLI stays lazy
 
 ALGORITHMS = ("hyperband", "bayesian", "random")
+RANK_METRICS = ("logme", "linear_probe")  # kerastl.tuning.backbones.RANK_METRICS, lazily
 TUNE_RECIPES = tuple(r for r in RECIPES if r != "auto")  # tune searches concrete recipes
 _NUMBER_KEYS = ("learning_rate", "backbone_learning_rate", "dropout", "layer_decay")
 RANGE_KEY = "range"  # {"range": [low, high]}, as kerastl.SearchSpace.from_dict
@@ -83,13 +84,23 @@ class DepthChoices(click.ParamType):
         return out
 
 
-def search_space(kerastl, backbone: str, params: dict):
-    """Builds the `kerastl.SearchSpace`: --search-space entries, then the flags on top.
+def backbone_list(kerastl, text: str) -> list[str]:
+    """``--backbone``: one name, or several separated by commas; each checked, none twice."""
+    names = [b.strip() for b in str(text).split(",") if b.strip()]
+    if not names:
+        raise click.BadParameter("give a backbone name, e.g. mobilenet_v2.",
+                                 param_hint="'--backbone'")
+    repeated = sorted({b for b in names if names.count(b) > 1})
+    if repeated:
+        raise click.BadParameter(f"{', '.join(map(repr, repeated))} given twice; list each "
+                                 "backbone once.", param_hint="'--backbone'")
+    for name in names:
+        opts.check_backbone(kerastl, name)
+    return names
 
-    Numbers in --search-space take the forms of `SpaceValue`: a range is
-    ``{"range": [low, high]}`` or ``"LOW:HIGH"``, a list is a choice.
-    """
-    space_cls = getattr(kerastl, "SearchSpace", None) or kerastl.tuning.SearchSpace
+
+def _space_entries(space_cls, params: dict) -> dict:
+    """--search-space entries (checked, numbers converted), then the flags on top."""
     allowed = [p for p in inspect.signature(space_cls.__init__).parameters if p != "self"]
     given = dict(params["search_space"] or {})
     given = {k.replace("-", "_"): v for k, v in given.items()}
@@ -110,14 +121,34 @@ def search_space(kerastl, backbone: str, params: dict):
              "dropout": params["dropout"], "recipe": params["recipe"]}
     given.update({k: (list(v) if k == "recipe" else v) for k, v in flags.items()
                   if v is not None})
-    try:
-        return space_cls.default_for(backbone, **given)
-    except (ValueError, TypeError) as error:
-        raise click.BadParameter(str(error), param_hint="'--search-space' or its flags") from None
+    return given
+
+
+def search_space(kerastl, backbone, params: dict):
+    """Builds the `kerastl.SearchSpace` of `backbone` from --search-space and the flags.
+
+    Numbers in --search-space take the forms of `SpaceValue`: a range is
+    ``{"range": [low, high]}`` or ``"LOW:HIGH"``, a list is a choice. With
+    several backbones (a list) the result is the dict of the given entries,
+    checked against each backbone's default space; `kerastl.tune` completes
+    it per backbone (each keeps its own default depths).
+    """
+    space_cls = getattr(kerastl, "SearchSpace", None) or kerastl.tuning.SearchSpace
+    given = _space_entries(space_cls, params)
+    for name in backbone if isinstance(backbone, list) else [backbone]:
+        try:
+            space = space_cls.default_for(name, **given).check_backbone(name)
+        except (ValueError, TypeError) as error:
+            raise click.BadParameter(str(error),
+                                     param_hint="'--search-space' or its flags") from None
+    return given if isinstance(backbone, list) else space
 
 
 def _result_text(result, run, model_path, seconds: float) -> str:
-    return "\n".join([result.summary(), "", str(run), f"  best model: {model_path}",
+    ranking = [] if result.ranking is None else [
+        str(result.ranking), f"searched: {', '.join(result.backbone_results)}; best: "
+        f"{result.backbone}", ""]
+    return "\n".join([*ranking, result.summary(), "", str(run), f"  best model: {model_path}",
                       f"  time: {seconds:.0f}s"])
 
 
@@ -126,13 +157,13 @@ def tune_run(params: dict, out: Output) -> dict:
     start = time.perf_counter()
     data_spec = check_data_spec(params["data"])
     kerastl = import_kerastl(debug=out.debug)
-    backbone = params["backbone"]
-    opts.check_backbone(kerastl, backbone)
+    backbones = backbone_list(kerastl, params["backbone"])
+    backbone = backbones if len(backbones) > 1 else backbones[0]
     space = search_space(kerastl, backbone, params)
-    run_dir = opts.run_folder(params["output"], data=data_spec, backbone=backbone,
+    run_dir = opts.run_folder(params["output"], data=data_spec, backbone=params["backbone"],
                               overwrite=params["overwrite"])
     size, strategy, data = opts.prepare_run(kerastl, params, out, data_spec=data_spec,
-                                            backbone=backbone)
+                                            backbone=backbones[0])
     tuner_dir = params["tuner_dir"] or str(run_dir / "tuner")
     out.status(f"Searching ({params['algorithm']}) ...")
     with out.working():
@@ -142,6 +173,7 @@ def tune_run(params: dict, out: Output) -> dict:
             fine_tune_epochs=params["fine_tune_epochs"], objective=params["objective"],
             directory=tuner_dir, project_name="search", strategy=strategy, seed=params["seed"],
             verbose=out.verbose, refit=params["refit"], prune=params["prune"],
+            keep_backbones=params["keep_backbones"], rank_metric=params["rank_metric"],
             build_kwargs={"input_shape": (size, size, 3), "weights": params["weights"],
                           "backbone_kwargs": params["backbone_kwargs"],
                           "class_names": data.class_names,
@@ -160,10 +192,14 @@ def tune_run(params: dict, out: Output) -> dict:
     with out.working():
         run = report_module()(run_dir, model=result.best_model, tune_result=result,
                               eval_data=data, export_report=export_report, config=settings,
-                              title=f"kerastl tune: {data_spec} with {backbone}")
+                              title=f"kerastl tune: {data_spec} with "
+                                    f"{result.backbone or backbones[0]}")
     seconds = time.perf_counter() - start
     payload = {"run_dir": str(run_dir), "model": str(model_path),
                "report": str(run.file("report")), "tune": result.to_dict(),
+               "backbone": result.backbone or backbones[0],
+               "ranking": None if result.ranking is None else result.ranking.to_dict(),
+               "dropped_backbones": result.dropped_backbones,
                "metrics": {k: run.metrics[k] for k in ("accuracy", "macro_f1", "num_examples")
                            if run.metrics and k in run.metrics},
                "export": None if export_report is None else export_report.to_dict(),
@@ -186,6 +222,15 @@ def tune_run(params: dict, out: Output) -> dict:
 @click.option("--prune/--no-prune", default=True, show_default=True,
               help="Stop a fine-tuning stage that scores more than 10%% worse than the head "
                    "stage it starts from (50%% after its first epoch). Example: --no-prune")
+@click.option("--keep-backbones", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With several --backbone names (comma-separated): how many of the best "
+                   "ranked by their frozen features (kerastl rank) are searched. "
+                   "Example: --backbone mobilenet_v2,mobilenet,efficientnet_b0 "
+                   "--keep-backbones 1")
+@click.option("--rank-metric", type=click.Choice(RANK_METRICS), default="logme",
+              show_default=True,
+              help="With several --backbone names: the ranking's score. "
+                   "Example: --rank-metric linear_probe")
 @click.option("--objective", default="val_accuracy", show_default=True,
               help="Validation metric to optimize. Example: --objective val_loss")
 @click.option("--trainable-blocks", type=DepthChoices(), default=None,
@@ -222,7 +267,9 @@ def tune_run(params: dict, out: Output) -> dict:
 def tune_command(*, out: Output, **params):
     """Search the unfreeze depth, learning rates and dropout on DATA, keep
     the best model and write a run folder (trial table and trial-score plot
-    included).
+    included). With several --backbone names (comma-separated) they are
+    ranked first on their frozen features and only the --keep-backbones best
+    are searched; --image-size then defaults to the first one's input size.
 
     DATA is a folder with one subfolder of images per class, or tfds:NAME.
 
@@ -231,6 +278,7 @@ def tune_command(*, out: Output, **params):
       kerastl tune flowers/ --max-trials 8 --fine-tune-epochs 6
       kerastl tune photos/ --trainable-blocks 0,4,all --learning-rate 1e-4:1e-2
       kerastl tune photos/ --algorithm random --max-trials 4 --export saved_models/photos
+      kerastl tune photos/ --backbone mobilenet_v2,mobilenet,efficientnet_b0 --keep-backbones 1
       kerastl tune --config tune.yaml
     """
     tune_run(opts.take_renamed(params, out), out)

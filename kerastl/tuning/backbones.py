@@ -13,6 +13,7 @@ and every kept backbone's result.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from kerastl._validation import check_int
 
@@ -37,6 +38,16 @@ def _candidates(backbones, build_kwargs):
     return as_candidates(items)
 
 
+def _space_for(search_space, backbone):
+    """A dict space without depths gets `backbone`'s default depths (block counts differ)."""
+    if isinstance(search_space, Mapping) and "trainable_blocks" not in search_space:
+        from kerastl.tuning.space import SearchSpace
+
+        depths = SearchSpace.default_for(backbone).trainable_blocks
+        return SearchSpace.from_dict({**search_space, "trainable_blocks": depths})
+    return search_space
+
+
 def _kept(ranking, keep: int) -> list[str]:
     """The backbones worth tuning: the `keep` best, without negative transfer if possible."""
     pretrained = [r for r in ranking.rows if not r.reference]
@@ -54,7 +65,8 @@ def _project(project_name, backbone, algorithm) -> str:
 
 def tune_backbones(train, validation_data=None, *, backbones, keep_backbones: int = 2,
                    rank_metric: str = "logme", build_kwargs=None, feature_cache=None,
-                   project_name=None, algorithm="hyperband", verbose=1, **tune_kwargs):
+                   project_name=None, algorithm="hyperband", verbose=1, search_space=None,
+                   **tune_kwargs):
     """Ranks `backbones`, tunes the best `keep_backbones` of them, returns the best result.
 
     Called by `kerastl.tune` when its `backbone` is a list; all other
@@ -72,6 +84,9 @@ def tune_backbones(train, validation_data=None, *, backbones, keep_backbones: in
         project_name: Prefix of the per-backbone project names.
         algorithm: As for `kerastl.tune`.
         verbose: As for `kerastl.tune`.
+        search_space: As for `kerastl.tune`, applied to every kept backbone; a
+            dict without ``trainable_blocks`` gets each backbone's default
+            depths (`kerastl.SearchSpace.default_for`), as block counts differ.
         **tune_kwargs: The other `kerastl.tune` arguments.
 
     Returns:
@@ -110,7 +125,8 @@ def tune_backbones(train, validation_data=None, *, backbones, keep_backbones: in
     for backbone in kept:
         results[backbone] = tune(
             train, validation_data, backbone=backbone, build_kwargs=build_kwargs,
-            feature_cache=shared, algorithm=algorithm, verbose=verbose,
+            search_space=_space_for(search_space, backbone), feature_cache=shared,
+            algorithm=algorithm, verbose=verbose,
             project_name=_project(project_name, backbone, algorithm), **tune_kwargs)
     scored = [(b, r) for b, r in results.items() if r.best_score is not None]
     if scored:

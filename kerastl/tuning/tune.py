@@ -157,7 +157,9 @@ def tune(train, validation_data=None, *, backbone, num_classes=None, search_spac
             (and checked against them when given).
         search_space: A `kerastl.SearchSpace`, a dict of its arguments (as
             `kerastl.SearchSpace.from_dict`), or None for
-            `kerastl.SearchSpace.default_for(backbone)`.
+            `kerastl.SearchSpace.default_for(backbone)`. With several
+            backbones, a dict without ``trainable_blocks`` gets each one's
+            default depths.
         algorithm: ``"hyperband"``, ``"bayesian"`` (needs scikit-learn) or ``"random"``.
         max_trials: Cap on the number of trials (Hyperband counts each round's
             continuation as a trial). Default: one Hyperband iteration, or 10.
