@@ -4,7 +4,9 @@ One `Predictor` type serves a ``.keras`` file, a ``.tflite`` file (float or
 int8, run with the TFLite runtime as on a phone), a SavedModel folder, an
 exported version folder (``saved_models/flowers/1``: its ``model.keras``,
 else its SavedModel) or an export folder (its newest version). Its
-``path``/``kind`` say which artifact was actually loaded.
+``path``/``kind`` say which artifact was actually loaded. A multi-task
+model's artifacts give a `kerastl.multitask.MultiTaskPredictor` (results
+``{task: ...}``).
 
 Image files are decoded by the same code as `kerastl.data.from_directory`
 (`kerastl.data.scan` picks the decoder, `kerastl.data.pipeline` decodes and

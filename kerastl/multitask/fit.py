@@ -219,9 +219,11 @@ def fit(model, train, validation_data=None, *, loss_weighting="equal", trainable
                            time.perf_counter() - started, None if cut is None else cut.name)
 
 
-def fit_with_options(model, train, validation_data, opts, *, peft=None) -> MultiTaskReport:
+def fit_with_options(model, train, validation_data, opts, *, peft=None,
+                     feature_cache=None) -> MultiTaskReport:
     """`fit` with `kerastl.fit`'s checked options (``kerastl.fit(model, {task: data})``)."""
     return fit(model, train, validation_data, peft=peft, epochs=opts.epochs or 10,
+               feature_cache=feature_cache,
                trainable_blocks=opts.trainable_blocks or 0, seed=opts.seed,
                learning_rate=opts.learning_rate or 1e-3, batch_size=opts.batch_size,
                label_smoothing=opts.label_smoothing, verbose=opts.verbose,
