@@ -114,3 +114,20 @@ def test_export_is_atomic_a_failure_leaves_no_version_and_existing_ones_are_kept
         multitask.export(model, tmp_path, version="1", overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1"]  # no version 2, no staging
     assert (tmp_path / "1" / "model_float32.tflite").is_file()
+
+
+def test_a_lora_multitask_model_exports_merged_and_its_tflite_equals_the_keras_model(tmp_path):
+    from kerastl import peft
+
+    model = _model()
+    peft.apply(model, "lora", rank=2)
+    rng = np.random.default_rng(0)
+    for layer in peft.lora_layers(model):  # a trained-looking, non-zero update
+        layer.lora_kernel_b.assign(rng.normal(size=layer.lora_kernel_b.shape) * 0.1)
+    images = random_images(4, 32, seed=11)
+    expected = {t: np.asarray(v) for t, v in model(images).items()}
+    multitask.export(model, tmp_path, check_images=images)
+    got = kerastl.load_predictor(tmp_path / "1" / "model_float32.tflite").predict(images)
+    for task in expected:
+        assert_float32_close(got[task], expected[task], depth=6, terms=72)
+    assert not peft.lora_layers(kerastl.load(tmp_path, compile=False))
