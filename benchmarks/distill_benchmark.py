@@ -62,15 +62,16 @@ def _timed(fn):
 class Results:
     """JSON records appended to ``work/results.jsonl``; a rerun skips what is there."""
 
-    def __init__(self, work: Path):
-        self.path = work / "results.jsonl"
+    def __init__(self, work: Path, name: str = "results.jsonl"):
+        self.path = work / name
         self.records = []
         if self.path.exists():
             self.records = [json.loads(line) for line in self.path.read_text().splitlines()]
 
-    def done(self, dataset, model, size):
+    def done(self, dataset, model, size, seed=None):
         return next((r for r in self.records if (r["dataset"], r["model"], r["size"])
-                     == (dataset, model, size)), None)
+                     == (dataset, model, size) and (seed is None or r.get("seed", 0) == seed)),
+                    None)
 
     def add(self, record):
         self.records.append(record)
@@ -102,11 +103,8 @@ def _teacher(name, x, y, tr, va, test, classes, args, work, results):
     return teacher
 
 
-def run_dataset(name, sizes, args, work, results):
-    import kerastl
-    from kerastl.distillation import TeacherCache, compare, distill
-    from kerastl.distillation.views import resized
-    from kerastl.training.fitting import fit
+def _data(name, args):
+    from kerastl.distillation.views import resized  # noqa: F401  (imports TF once)
 
     train_folder, test_folder = DATASETS[name]
     root = _assets() / "datasets" / name
@@ -117,63 +115,148 @@ def run_dataset(name, sizes, args, work, results):
         pick = np.concatenate([np.flatnonzero(y == c)[:10] for c in np.unique(y)])
         x, y = x[pick], y[pick]
         test_x, test_y = test_x[:40], test_y[:40]
-    tr, va = split(y, "all", args.seed)
+    tr, va = split(y, "all", args.seed)  # the split is fixed; --seeds vary the training
+    return x, y, classes, tr, va, (test_x, test_y)
+
+
+def _student(classes, size):
+    import kerastl
+
+    return kerastl.build("mobilenet", len(classes), input_shape=size, class_names=classes,
+                         backbone_kwargs={"alpha": 0.25})
+
+
+def run_dataset(name, sizes, args, work, results):
+    from kerastl.distillation import TeacherCache, compare, distill
+    from kerastl.distillation.views import resized
+    from kerastl.training.fitting import fit
+
+    x, y, classes, tr, va, test = _data(name, args)
     models = args.models.split(",")
     teacher = None
     if any(m != "a_fit" for m in models):
-        teacher = _teacher(name, x, y, tr, va, (test_x, test_y), classes, args, work, results)
+        teacher = _teacher(name, x, y, tr, va, test, classes, args, work, results)
     cache = TeacherCache(str(work / f"teacher_outputs_{name}"))
     keep, drop = _half_labels(y[tr], args.seed)
     smoke = {"fine_tune_epochs": 1} if args.smoke else {}
+    views = {} if args.views is None else {"views": args.views}
     for size in sizes:
         xs = resized(x, (size, size))
-        runs = {
-            "a_fit": lambda m: fit(m, (xs[tr], y[tr]), (xs[va], y[va]), seed=args.seed,
-                                   verbose=0, **smoke),
-            "b_distill": lambda m: distill(teacher, m, (x[tr], y[tr]), (x[va], y[va]),
-                                           views=args.views, seed=args.seed, verbose=0,
-                                           teacher_cache=cache, **smoke),
-            "c_distill_half": lambda m: distill(teacher, m, (x[tr][keep], y[tr][keep]),
-                                                (x[va], y[va]), unlabeled=x[tr][drop],
-                                                views=args.views, seed=args.seed, verbose=0,
-                                                teacher_cache=cache, **smoke)}
-        for label, train in runs.items():
-            if label not in models or results.done(name, label, size):
-                continue
-            model = kerastl.build("mobilenet", len(classes), input_shape=size,
-                                  class_names=classes, backbone_kwargs={"alpha": 0.25})
-            report, seconds = _timed(lambda: train(model))
-            row = compare({label: model}, (test_x, test_y),
-                          directory=work / f"export_{name}_{size}",
-                          representative_data=(x[tr], y[tr]),
-                          num_calibration_samples=20 if args.smoke else 100)[0]
-            results.add({"dataset": name, "model": label, "size": size,
-                         "test_accuracy": row.accuracy, "int8_accuracy": row.int8_accuracy,
-                         "int8_mb": row.int8_bytes / 1e6, "latency_ms": row.latency_ms,
-                         "params": row.parameters, "seconds": seconds,
-                         "val_accuracy": report.best.get("val_accuracy"),
-                         "teacher_seconds": getattr(report, "teacher_seconds", None),
-                         "labelled": getattr(report, "num_labeled", len(tr))})
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            runs = {
+                "a_fit": lambda m: fit(m, (xs[tr], y[tr]), (xs[va], y[va]), seed=seed,
+                                       verbose=0, **smoke),
+                "b_distill": lambda m: distill(teacher, m, (x[tr], y[tr]), (x[va], y[va]),
+                                               seed=seed, verbose=0, teacher_cache=cache,
+                                               **views, **smoke),
+                "c_distill_half": lambda m: distill(teacher, m, (x[tr][keep], y[tr][keep]),
+                                                    (x[va], y[va]), unlabeled=x[tr][drop],
+                                                    seed=seed, verbose=0, teacher_cache=cache,
+                                                    **views, **smoke)}
+            for label, train in runs.items():
+                if label not in models or results.done(name, label, size, seed):
+                    continue
+                model = _student(classes, size)
+                report, seconds = _timed(lambda: train(model))
+                row = compare({label: model}, test, directory=work / f"export_{name}_{size}",
+                              representative_data=(x[tr], y[tr]),
+                              num_calibration_samples=20 if args.smoke else 100)[0]
+                stages = [(s.name, s.best.get("val_accuracy"), round(s.seconds, 1))
+                          for s in report.stages]
+                results.add({"dataset": name, "model": label, "size": size, "seed": seed,
+                             "test_accuracy": row.accuracy, "int8_accuracy": row.int8_accuracy,
+                             "int8_mb": row.int8_bytes / 1e6, "latency_ms": row.latency_ms,
+                             "params": row.parameters, "seconds": seconds,
+                             "val_accuracy": report.best.get("val_accuracy"),
+                             "kept_stage": report.stages[report.best_stage].name,
+                             "stages": stages,
+                             "teacher_seconds": getattr(report, "teacher_seconds", None),
+                             "labelled": getattr(report, "num_labeled", len(tr))})
+
+
+# One-factor-at-a-time around the defaults: {name: (distill keyword, values)}.
+SWEEP = {"T": ("temperature", (1.0, 2.0, 4.0)), "alpha": ("alpha", (0.5, 0.9, 1.0)),
+         "epochs": ("fine_tune_epochs", (6, 12, 24)), "lr": ("learning_rate", (3e-4, 1e-3, 3e-3)),
+         "views": ("views", (1, 2, 4)), "blocks": ("trainable_blocks", (2, 4, 8))}
+
+
+def run_sweep(name, size, args, work):
+    """Validation accuracy of the distillation stage from the fitted student, per setting.
+
+    The student is fitted once (`kerastl.fit` defaults, the (a) row); every
+    setting starts from those weights (``start="student"``) and changes one
+    argument from the defaults. Only validation numbers are recorded.
+    """
+    from kerastl.distillation import TeacherCache, distill
+    from kerastl.distillation.views import resized
+    from kerastl.training.fitting import fit
+
+    x, y, classes, tr, va, test = _data(name, args)
+    results = Results(work)
+    teacher = _teacher(name, x, y, tr, va, test, classes, args, work, results)
+    cache = TeacherCache(str(work / f"teacher_outputs_{name}"))
+    sweep = Results(work, "sweep.jsonl")
+    xs = resized(x, (size, size))
+    fitted = _student(classes, size)
+    report, seconds = _timed(lambda: fit(fitted, (xs[tr], y[tr]), (xs[va], y[va]),
+                                         seed=args.seed, verbose=0))
+    weights = fitted.get_weights()
+    print(f"fit: val {report.best.get('val_accuracy'):.4f} in {seconds:.1f} s", flush=True)
+    from kerastl.distillation import options
+
+    defaults = {"temperature": options.DEFAULT_TEMPERATURE, "alpha": options.DEFAULT_ALPHA,
+                "views": options.DEFAULT_VIEWS, "learning_rate": 1e-3, "trainable_blocks": 4,
+                "fine_tune_epochs": options.DEFAULT_FINE_TUNE_EPOCHS}
+    base = json.loads(args.sweep_base)
+    defaults.update(base)
+    prefix = "".join(f"{k}={v}," for k, v in sorted(base.items()))
+    settings = [(prefix + "base", {})] + [
+        (f"{prefix}{k}={v}", {arg: v}) for k, (arg, values) in SWEEP.items()
+        for v in values if k in args.sweep.split(",") and v != defaults[arg]]
+    for label, kwargs in settings:
+        kwargs = {**base, **kwargs}
+        if sweep.done(name, label, size, args.seed):
+            continue
+        model = _student(classes, size)
+        model.set_weights(weights)
+        out, seconds = _timed(lambda: distill(teacher, model, (x[tr], y[tr]), (x[va], y[va]),
+                                              start="student", seed=args.seed, verbose=0,
+                                              teacher_cache=cache, **kwargs))
+        last = out.stages[-1]
+        sweep.add({"dataset": name, "model": label, "size": size, "seed": args.seed,
+                   "fit_val": out.stages[0].best.get("val_accuracy"),
+                   "val_accuracy": last.best.get("val_accuracy"),
+                   "val_distillation_loss": last.best.get("val_distillation_loss"),
+                   "best_epoch": last.best_epoch, "epochs_run": last.epochs_run,
+                   "kept": out.stages[out.best_stage].name, "seconds": seconds,
+                   "teacher_seconds": out.teacher_seconds, "cache_seconds": last.cache_seconds,
+                   "train_seconds": last.train_seconds})
 
 
 def _table(records) -> str:
-    # Wall time against the direct fit (a_fit) of the same dataset and size, in whatever
-    # order the rows were run; "-" while that fit has not run.
-    fits = {(r["dataset"], r["size"]): r["seconds"] for r in records if r["model"] == "a_fit"}
-    lines = ["| dataset | model | px | test acc | int8 acc | int8 MB | latency ms | params | "
-             "seconds | x fit |", "|---|---|---|---|---|---|---|---|---|---|"]
+    """Rows (a), (b), (c) and the teacher: mean ± std over the seeds of each."""
+    groups = {}
     for r in records:
-        def pct(key):
-            return "-" if r.get(key) is None else f"{100 * r[key]:.1f}"
+        groups.setdefault((r["dataset"], r["model"], r["size"]), []).append(r)
+    fits = {(d, z): np.mean([r["seconds"] for r in rs]) for (d, m, z), rs in groups.items()
+            if m == "a_fit"}
+    lines = ["| dataset | model | px | seeds | test acc | int8 acc | int8 MB | latency ms | "
+             "params | seconds | x fit | val acc |", "|" + "---|" * 12]
+    for (dataset, model, size), rs in groups.items():
+        def stat(key, scale=100.0, digits=1):
+            values = [r[key] * scale for r in rs if r.get(key) is not None]
+            if not values:
+                return "-"
+            mean = f"{np.mean(values):.{digits}f}"
+            return mean if len(values) == 1 else f"{mean} ± {np.std(values, ddof=1):.{digits}f}"
 
-        lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['size']} | {pct('test_accuracy')} | "
-            f"{pct('int8_accuracy')} | "
-            + ("-" if "int8_mb" not in r else f"{r['int8_mb']:.3f}") + " | "
-            + ("-" if r.get("latency_ms") is None else f"{r['latency_ms']:.2f}") + " | "
-            f"{r['params'] / 1e6:.2f} M | {r['seconds']:.0f} | "
-            + ("-" if (r["dataset"], r["size"]) not in fits or r["model"] == "teacher" else
-               f"{r['seconds'] / fits[r['dataset'], r['size']]:.1f}") + " |")
+        seconds = np.mean([r["seconds"] for r in rs])
+        ratio = "-" if model == "teacher" or (dataset, size) not in fits else \
+            f"{seconds / fits[dataset, size]:.1f}"
+        lines.append(f"| {dataset} | {model} | {size} | {len(rs)} | {stat('test_accuracy')} | "
+                     f"{stat('int8_accuracy')} | {stat('int8_mb', 1.0, 3)} | "
+                     f"{stat('latency_ms', 1.0, 2)} | {rs[0]['params'] / 1e6:.2f} M | "
+                     f"{stat('seconds', 1.0, 0)} | {ratio} | {stat('val_accuracy')} |")
     return "\n".join(lines)
 
 
@@ -182,8 +265,17 @@ def main(argv=None) -> int:
     parser.add_argument("--datasets", default="flowers_kaggle_227",
                         help="Comma list of " + ", ".join(DATASETS))
     parser.add_argument("--sizes", default="128", help="Student sizes, e.g. 128,160")
-    parser.add_argument("--views", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--views", type=int, default=None,
+                        help="Views per image (default: distill's default)")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the split and the teacher")
+    parser.add_argument("--seeds", default="0", help="Comma list of training seeds of the "
+                                                     "students, e.g. 0,1,2")
+    parser.add_argument("--sweep", default=None,
+                        help="Instead of the rows: the validation sweep of the distillation "
+                             "stage over these of " + ", ".join(SWEEP) + " (comma list)")
+    parser.add_argument("--sweep-base", default="{}",
+                        help="JSON of distill arguments the sweep starts from (default: "
+                             "distill's defaults), e.g. '{\"temperature\": 1.0}'")
     parser.add_argument("--models", default="a_fit,b_distill,c_distill_half",
                         help="Which of a_fit, b_distill, c_distill_half to run (a_fit alone "
                              "needs no teacher)")
@@ -199,6 +291,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="kerastl_distill_bench_") as tmp:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
+        if args.sweep:
+            for name in args.datasets.split(","):
+                run_sweep(name, sizes[0], args, work)
+            return 0
         results = Results(work)
         for name in args.datasets.split(","):
             run_dataset(name, sizes, args, work, results)

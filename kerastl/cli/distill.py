@@ -126,15 +126,16 @@ def distill_run(params: dict, out: Output) -> dict:
 @click.option("--augment", type=click.Choice(AUGMENTS), default="crop_flip", show_default=True,
               help="How the views are drawn. Example: --augment flip")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Epochs of the head stage [default: 2]. Example: --epochs 3")
+              help="Epochs of the distilled head stage when DATA has no labelled images "
+                   "[default: 30]. Example: --epochs 10")
 @click.option("--fine-tune-epochs", type=click.IntRange(min=1), default=None,
-              help="Epochs of the stage that trains the blocks [default: 12]. "
-                   "Example: --fine-tune-epochs 30")
+              help="Epochs of the distillation stage, after the student's kerastl.fit "
+                   "[default: 12]. Example: --fine-tune-epochs 30")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Peak learning rate [default: 1e-3]. Example: --learning-rate 3e-4")
 @click.option("--trainable-blocks", type=BlocksType(), default=None,
-              help="Student blocks trained in the second stage [default: all]. "
-                   "Example: --trainable-blocks 6")
+              help="Student blocks distilled (the frozen ones below are cached) "
+                   "[default: 4, as kerastl.fit]. Example: --trainable-blocks 6")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images per batch. Example: --batch-size 64")
 @click.option("--validation-split", type=click.FloatRange(0, 1, min_open=True, max_open=True),

@@ -15,21 +15,20 @@ from kerastl.distillation.options import (DEFAULT_ALPHA, DEFAULT_FINE_TUNE_EPOCH
                                           DEFAULT_TRAINABLE_BLOCKS, DEFAULT_VIEWS,
                                           check_distill_options)
 from kerastl.distillation.teacher import TeacherCache, input_size
-from kerastl.distillation.trainer import (Run, Split, can_fit_linear_head, run_linear_head,
-                                          run_stage)
+from kerastl.distillation.trainer import Run, Split, run_stage
 from kerastl.distillation.views import Images, collect, view_boxes
 from kerastl.distribute import resolve_strategy
 from kerastl.freezing import check_trainable_blocks
 from kerastl.model import model_spec
+from kerastl.training.cache import FeatureCache
 from kerastl.training.checkpoint import Checkpoint
 # The stage loop of kerastl.fit (checkpoints, keep-a-stage rule), with its runner.
 from kerastl.training.fitting import _run as fit_stages
 from kerastl.training.fitting import compile_for_evaluation
 from kerastl.training.inputs import Data
 from kerastl.training.options import check_callbacks
-from kerastl.training.recipes import plan_stages
+from kerastl.training.recipes import Stage, plan_stages
 from kerastl.training.report import FitReport
-
 
 @dataclasses.dataclass
 class DistillReport(FitReport):
@@ -44,6 +43,7 @@ class DistillReport(FitReport):
         num_labeled: Training images with a label.
         num_unlabeled: Images that added only the distillation term.
         teacher_seconds: Wall time of the teacher's outputs (0 when read from a cache).
+        fit: The ``"fit"`` stage's `kerastl.training.FitReport` as a dict (None without it).
     """
 
     teachers: list = dataclasses.field(default_factory=list)
@@ -54,6 +54,7 @@ class DistillReport(FitReport):
     num_labeled: int = 0
     num_unlabeled: int = 0
     teacher_seconds: float = 0.0
+    fit: dict | None = None
 
     def __str__(self) -> str:
         lines = super().__str__().splitlines()
@@ -67,7 +68,7 @@ class DistillReport(FitReport):
 
 def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
             temperature=DEFAULT_TEMPERATURE, alpha=DEFAULT_ALPHA, views=DEFAULT_VIEWS,
-            augment="crop_flip", recipe="two_stage",
+            augment="crop_flip", recipe="two_stage", start="fit", refit_head=True,
             epochs=None, fine_tune_epochs=None, learning_rate=None, backbone_learning_rate=None,
             layer_decay=None, trainable_blocks=None, batch_size=32, label_smoothing=0.1,
             weight_decay=0.0, early_stopping=True, callbacks=None, checkpoint_dir=None,
@@ -76,10 +77,10 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
     """Trains `student` to match `teacher` ("patient and consistent" distillation).
 
     Every image gets `views` fixed augmented views (view 0 is the image
-    itself); the teacher's outputs on them are computed once and cached, so
-    epochs cost only the student. In each epoch the student sees every image
-    in one of its views and is trained, through `keras.distillation.Distiller`
-    and `keras.distillation.LogitsDistillation`, on
+    itself); the teacher's outputs on them are computed once and cached. In
+    each epoch of a distillation stage the student sees every image in one of
+    its views and is trained, through `keras.distillation.Distiller` and
+    `keras.distillation.LogitsDistillation`, on
     ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * crossentropy(labels)``
     (function matching, Beyer et al. 2022: teacher and student see the same
     view). The label term is averaged over labelled images only; `unlabeled`
@@ -87,13 +88,20 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
     images in [0, 255] at their own input size (views are rendered for each
     from the loaded images) with their own preprocessing inside the model.
 
-    The stages follow kerastl's recipes (``"two_stage"``: the head on the
-    frozen backbone, fitted in closed form on the labelled images as
-    `kerastl.fit` does when there are any, else distilled; then
-    `trainable_blocks` blocks, default all, distilled with
-    per-block learning rates and frozen BatchNormalization as in
-    `kerastl.fit`); with validation data every stage ends at its best epoch
-    by validation accuracy. The student ends compiled for evaluation.
+    Stages (``recipe="two_stage"``): first the student is trained on the
+    labelled images by `kerastl.fit` with its defaults (``start="fit"``), or
+    kept as given (``start="student"``), or, with no labelled images, its head
+    is distilled on cached pooled features. Then the top `trainable_blocks`
+    blocks (default: `kerastl.fit`'s fine-tuning depth) and the head are
+    distilled; the student's activations below them on every view are cached
+    (the views are fixed), so an epoch costs what a cached fine-tuning epoch
+    of `kerastl.fit` costs. Each stage ends at its best validation epoch, and
+    a later stage is kept only when it beats the earlier ones on the
+    validation data by more than one image (`kerastl.fit`'s rule): the result
+    is never below the fitted student on validation. ``"progressive"``
+    distills growing depths, ``"feature_extraction"`` the head alone,
+    ``"fine_tune"`` is one distillation stage from the weights as given.
+    The student ends compiled for evaluation.
 
     Args:
         teacher: A trained kerastl model, or a list of them (an ensemble: the
@@ -113,14 +121,20 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
         views: Fixed views per image (1 to 64); the teacher runs on each once.
         augment: ``"crop_flip"``, ``"flip"`` or ``"none"`` (see `kerastl.distillation.views`).
         recipe: ``"two_stage"``, ``"fine_tune"``, ``"progressive"`` or ``"feature_extraction"``.
-        epochs: Epochs of the first stage when it trains by gradient (default 2).
-        fine_tune_epochs: Epochs of each later stage (default 12).
+        start: The first stage with labelled images: ``"fit"`` (`kerastl.fit`)
+            or ``"student"`` (the student's weights as given, e.g. already fitted).
+        refit_head: When the student ends at the ``"fit"`` stage's linear head,
+            refit that head on training + validation images as `kerastl.fit` does.
+        epochs: Epochs of a distilled head stage (no labelled images; default 30).
+        fine_tune_epochs: Epochs of each distillation stage (default 12).
         learning_rate, backbone_learning_rate, layer_decay: As in `kerastl.fit`.
-        trainable_blocks: Unfreeze depth of the last stage (default ``"all"``).
+        trainable_blocks: Unfreeze depth of the (last) distillation stage
+            (default: `kerastl.fit`'s, 4 blocks).
         batch_size: Images per step.
         label_smoothing: Of the label term.
         weight_decay: Decoupled weight decay.
-        early_stopping: True (patience 5), False, or the patience.
+        early_stopping: True (patience 10 epochs on cached stages, 5 otherwise),
+            False, or the patience.
         callbacks: Extra `keras.callbacks.Callback` objects (their ``model`` is the Distiller).
         checkpoint_dir: Folder that makes the run resumable (with the teacher's outputs).
         teacher_cache: A `kerastl.distillation.TeacherCache` to share between calls.
@@ -143,6 +157,7 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
     teachers = _check_models(teacher, student)
     opts = check_distill_options(
         temperature=temperature, alpha=alpha, views=views, augment=augment, recipe=recipe,
+        start=start, refit_head=refit_head,
         epochs=epochs, fine_tune_epochs=fine_tune_epochs, learning_rate=learning_rate,
         backbone_learning_rate=backbone_learning_rate, layer_decay=layer_decay,
         trainable_blocks=trainable_blocks, batch_size=batch_size,
@@ -163,18 +178,13 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
     blocks = get_blocks(student)
     depth = opts.trainable_blocks if opts.trainable_blocks is not None else (
         DEFAULT_TRAINABLE_BLOCKS if opts.recipe != "feature_extraction" else 0)
-    check_trainable_blocks(depth, model_spec(student), len(blocks))
-    stages = plan_stages(opts.recipe, num_blocks=len(blocks), head_cached=False,
-                         epochs=opts.epochs or (DEFAULT_HEAD_EPOCHS
-                                                if opts.recipe != "fine_tune" else None),
-                         fine_tune_epochs=opts.fine_tune_epochs or DEFAULT_FINE_TUNE_EPOCHS,
-                         learning_rate=opts.learning_rate,
-                         backbone_learning_rate=opts.backbone_learning_rate,
-                         layer_decay=opts.layer_decay, trainable_blocks=depth)
+    if depth is not None:
+        check_trainable_blocks(depth, model_spec(student), len(blocks))
+    stages = plan(opts, num_blocks=len(blocks), depth=depth, num_labeled=num_labeled)
     boxes = view_boxes(images.keys, opts.views, augment=opts.augment, seed=opts.seed)
-    cache = teacher_cache or TeacherCache(
+    cache = teacher_cache if teacher_cache is not None else TeacherCache(
         None if opts.checkpoint_dir is None else f"{opts.checkpoint_dir}/teacher")
-    start = time.perf_counter()
+    start_time = time.perf_counter()
     computed = cache.computed
     train_split = Split(images, boxes, cache.get(teachers, images, boxes,
                                                  batch_size=opts.batch_size,
@@ -184,14 +194,14 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
         val_boxes = view_boxes(val_images.keys, 1, augment="none", seed=0)
         val_split = Split(val_images, val_boxes, cache.get(teachers, val_images, val_boxes,
                                                            batch_size=opts.batch_size))
-    teacher_seconds = time.perf_counter() - start if cache.computed > computed else 0.0
+    teacher_seconds = time.perf_counter() - start_time if cache.computed > computed else 0.0
     checkpoint = None
     if opts.checkpoint_dir is not None:
         checkpoint = Checkpoint(opts.checkpoint_dir, _plan(opts, stages, student, teachers),
                                 train=_as_data(images), validation=_as_data(val_images))
     monitor = "val_accuracy" if val_split is not None else "loss"
     run = Run(student, blocks, num_classes, train_split, val_split, opts, strategy,
-              user_callbacks, checkpoint, monitor)
+              user_callbacks, checkpoint, monitor, FeatureCache())
     report = DistillReport(opts.recipe, "multiclass", monitor, len(images),
                            teachers=[t.name for t in teachers], temperature=opts.temperature,
                            alpha=opts.alpha, views=opts.views, augment=opts.augment,
@@ -199,13 +209,41 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
                            teacher_seconds=teacher_seconds)
     report.selected_on = ("validation" if val_split is not None
                           else "none: no validation data, the last stage")
-    run.later_stages = len(stages) > 1
-    fit_stages(run, stages, report, runner=_run_stage)
+    fit_stages(run, stages, report, runner=run_stage)  # refits a kept linear head
+    report.fit = None if run.fit_report is None else run.fit_report.to_dict()
     compile_for_evaluation(student, strategy=strategy)
     report.seconds = time.perf_counter() - started
     if opts.verbose:
         print(report)
     return report
+
+
+def plan(opts, *, num_blocks: int, depth, num_labeled: int) -> list:
+    """The stages of a distill run: `kerastl.training.plan_stages`, its first stage replaced.
+
+    The first stage becomes ``"fit"`` (`kerastl.fit`), ``"student"`` (the
+    weights as given), or, without labelled images, a distilled ``"head"``;
+    ``"feature_extraction"`` adds a distilled head stage; ``"fine_tune"`` is
+    one distillation stage, from the weights as given.
+    """
+    stages = plan_stages(opts.recipe, num_blocks=num_blocks, head_cached=True,
+                         epochs=opts.epochs or (DEFAULT_HEAD_EPOCHS
+                                                if opts.recipe != "fine_tune" else None),
+                         fine_tune_epochs=opts.fine_tune_epochs or DEFAULT_FINE_TUNE_EPOCHS,
+                         learning_rate=opts.learning_rate,
+                         backbone_learning_rate=opts.backbone_learning_rate,
+                         layer_decay=opts.layer_decay, trainable_blocks=depth)
+    if opts.recipe == "fine_tune":
+        return stages
+    head = stages[0]
+    if opts.recipe == "feature_extraction":
+        stages = [head, dataclasses.replace(
+            head, name="distill", epochs=opts.fine_tune_epochs or DEFAULT_FINE_TUNE_EPOCHS)]
+    if opts.start == "student":
+        return [Stage("student", 0, 0, 0.0)] + stages[1:]
+    if num_labeled:
+        return [Stage("fit", 0, 0, 0.0)] + stages[1:]
+    return [head] + (stages[1:] if opts.recipe != "feature_extraction" else [])
 
 
 def _check_models(teacher, student) -> list:
@@ -265,17 +303,10 @@ def _as_data(images: Images | None):
 def _plan(opts, stages, student, teachers) -> dict:
     return {"method": "distill", "model": student.name, "teachers": [t.name for t in teachers],
             "stages": [s.to_dict() for s in stages],
-            **{k: getattr(opts, k) for k in ("temperature", "alpha", "views", "augment",
+            **{k: getattr(opts, k) for k in ("temperature", "alpha", "views", "augment", "start",
+                                             "refit_head",
                                              "label_smoothing", "seed", "batch_size",
                                              "bn_training", "weight_decay")}}
-
-
-def _run_stage(run: Run, index: int, stage):
-    """A stage for `kerastl.training.fit`'s stage loop: the head in closed form, or distilled."""
-    if index == 0 and stage.trainable_blocks == 0 and run.later_stages \
-            and can_fit_linear_head(run, stage):
-        return run_linear_head(run)
-    return run_stage(run, index, stage)
 
 
 def agreement(teacher, student, images) -> dict:

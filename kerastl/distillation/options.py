@@ -9,16 +9,18 @@ from kerastl.distillation.views import AUGMENTS
 from kerastl.training.options import FitOptions, check_options
 
 DISTILL_RECIPES = ("two_stage", "fine_tune", "progressive", "feature_extraction")
-# Defaults, set a priori (not tuned: the benchmark has not measured alternatives):
-# the head in closed form (or 2 distilled epochs without labels), then every block
-# of the (small) student distilled for 12 epochs on 4 fixed views; T=2 and
-# alpha=0.9 as commonly used since Hinton et al. 2015.
+STARTS = ("fit", "student")
+# Defaults: see docs/distill.md ("How the defaults were chosen") and the sweep in
+# benchmarks/README.md. The first stage is kerastl.fit's (labels) or 30 distilled
+# epochs of the head on cached pooled features (no labels, as fit's cached head
+# epochs); the distillation stage trains fit's fine-tuning depth (None: 4 blocks) on
+# the cached frozen prefix.
 DEFAULT_TEMPERATURE = 2.0
 DEFAULT_ALPHA = 0.9
 DEFAULT_VIEWS = 4
-DEFAULT_HEAD_EPOCHS = 2
+DEFAULT_HEAD_EPOCHS = 30
 DEFAULT_FINE_TUNE_EPOCHS = 12
-DEFAULT_TRAINABLE_BLOCKS = "all"
+DEFAULT_TRAINABLE_BLOCKS = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,9 +31,11 @@ class DistillOptions(FitOptions):
     alpha: float = DEFAULT_ALPHA
     views: int = DEFAULT_VIEWS
     augment: str = "crop_flip"
+    start: str = "fit"
 
 
-def check_distill_options(*, temperature, alpha, views, augment, recipe, **fit_kwargs):
+def check_distill_options(*, temperature, alpha, views, augment, recipe, start, refit_head,
+                          **fit_kwargs):
     """Returns `DistillOptions`, or raises ValueError naming the bad argument.
 
     The arguments shared with `kerastl.fit` are checked by
@@ -42,11 +46,12 @@ def check_distill_options(*, temperature, alpha, views, augment, recipe, **fit_k
     views = check_int("views", views, minimum=1, maximum=64)
     check_one_of("augment", augment, AUGMENTS)
     check_one_of("recipe", recipe, DISTILL_RECIPES)
-    fit = check_options(recipe=recipe, head_solver="gradient", refit_head=False,
+    check_one_of("start", start, STARTS)
+    fit = check_options(recipe=recipe, head_solver="gradient", refit_head=refit_head,
                         shuffle=True, cache_features=False, augment_passes=0,
                         cache_memory_limit=0, dtype_policy=None, **fit_kwargs)
     return DistillOptions(**dataclasses.asdict(fit), temperature=temperature, alpha=alpha,
-                          views=views, augment=augment)
+                          views=views, augment=augment, start=start)
 
 
-__all__ = ["DISTILL_RECIPES", "DistillOptions", "check_distill_options"]
+__all__ = ["DISTILL_RECIPES", "STARTS", "DistillOptions", "check_distill_options"]

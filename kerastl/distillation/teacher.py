@@ -75,11 +75,12 @@ def predict_targets(teachers, images: Images, boxes: np.ndarray, *, batch_size: 
 class TeacherCache:
     """Teacher outputs on fixed views, per image, shared between `distill` calls.
 
-    An entry is one image's targets on its views, keyed on the teachers'
-    weights, the image's pixels and its view boxes: distilling the same
-    teachers into students of other sizes, or with some labels dropped, on
-    the same images runs the teachers only on images they have not seen
-    (an image's views depend only on the seed and its pixels, see
+    An entry is one view's targets, keyed on the teachers' weights, the
+    image's pixels and the view's box: distilling the same teachers into
+    students of other sizes, with some labels dropped, or with more views, on
+    the same images runs the teachers only on views they have not seen (an
+    image's views depend only on the seed and its pixels, and its first k
+    views are the same for any number of views, see
     `kerastl.distillation.views.view_boxes`). With `directory`, each call's
     new entries are also written there (one ``.npz`` file per call) and read
     back by a later process (a resumed run, a benchmark run in pieces).
@@ -88,7 +89,7 @@ class TeacherCache:
         directory: Folder for the files, or None (memory only).
 
     Attributes:
-        computed: Images the teachers ran on (not found in memory or on disk).
+        computed: Views the teachers ran on (not found in memory or on disk).
 
     Example:
         >>> cache = kerastl.distillation.TeacherCache()
@@ -127,20 +128,25 @@ class TeacherCache:
 
     def get(self, teachers, images: Images, boxes: np.ndarray, *, batch_size: int = 32,
             verbose: int = 0) -> np.ndarray:
-        """Returns `predict_targets` for these teachers, images and views (cached)."""
+        """Returns `predict_targets` for these teachers, images and views (cached per view)."""
         self._read_directory()
         teachers_key = teacher_key(teachers)
-        keys = [f"{teachers_key}:{k}:{_boxes_key(b)}" for k, b in zip(images.keys, boxes)]
-        missing = [i for i, key in enumerate(keys) if key not in self._entries]
+        n, views = boxes.shape[:2]
+        keys = [f"{teachers_key}:{k}:{_boxes_key(b)}" for k, row in zip(images.keys, boxes)
+                for b in row]
+        first = {}
+        for j, key in enumerate(keys):  # a view drawn twice (e.g. the same flip) runs once
+            if key not in self._entries:
+                first.setdefault(key, j)
+        missing = list(first.values())
         if missing:
-            index = np.asarray(missing)
-            targets = predict_targets(teachers, images.subset(index), boxes[index],
-                                      batch_size=batch_size, verbose=verbose)
-            self._entries.update(zip([keys[i] for i in missing], targets))
+            rows, cols = np.divmod(np.asarray(missing), views)
+            targets = predict_targets(teachers, images.subset(rows), boxes[rows, cols][:, None],
+                                      batch_size=batch_size, verbose=verbose)[:, 0]
+            self._entries.update(zip([keys[j] for j in missing], targets))
             self.computed += len(missing)
             if self.directory is not None:
-                self._write([keys[i] for i in missing], targets)
-        return np.stack([self._entries[key] for key in keys])
-
+                self._write([keys[j] for j in missing], targets)
+        return np.stack([self._entries[key] for key in keys]).reshape(n, views, -1)
 
 __all__ = ["MIN_PROBABILITY", "TeacherCache", "input_size", "predict_targets", "teacher_key"]

@@ -1,35 +1,47 @@
-"""One distillation stage: `keras.distillation.Distiller` on the fixed views.
+"""The stages of a distillation run, for `kerastl.training.fit`'s stage loop.
 
-Each stage sets the student's unfreeze depth (kerastl's BatchNorm rule),
-builds its optimizer with per-block learning rates (`kerastl.training.optim`),
-and trains a `keras.distillation.Distiller` whose teacher is the cached
-targets. The examples of an epoch, and the view each one is shown, are
-drawn from ``(seed, stage, epoch)`` alone, so a run resumed from its
-checkpoint (`keras.callbacks.BackupAndRestore` at epoch ends) repeats the
-epochs it lost exactly and ends with the same weights as an uninterrupted run.
+* ``"fit"``: the student trained on the labelled images by `kerastl.fit` with
+  its defaults (the head in closed form, then a fine-tuning stage kept only if
+  it wins on validation): the start that distillation must beat.
+* ``"student"``: the student's weights as given (evaluated on validation).
+* any other stage: distilled by `keras.distillation.Distiller` on the fixed
+  views. While the bottom blocks are frozen, the student's activations where
+  they end are computed once per view and kept in a
+  `kerastl.training.FeatureCache` (the views are fixed, like the teacher's
+  outputs on them), so an epoch runs only the trained top blocks and the head,
+  as a cached `kerastl.fit` fine-tuning epoch does.
+
+The stage loop keeps a later stage only when it beats the earlier ones on the
+validation data (`kerastl.fit`'s rule), so a distilled student never ends
+below the fitted one on validation.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from kerastl import distribute
 from kerastl.accessors import get_backbone, get_head
+from kerastl.distillation import datasets
 from kerastl.distillation.losses import (IMAGE, TARGETS, MaskedCategoricalCrossentropy,
                                          distiller_models, logits_output)
-from kerastl.distillation.views import UNLABELED, Images, loader, resized
+from kerastl.distillation.views import UNLABELED, Images, resized
 from kerastl.freezing import apply_trainable_blocks
+from kerastl.training import graph
 from kerastl.training.callbacks import BestWeights
 from kerastl.training.checkpoint import backup_callback
 from kerastl.training.optim import make_optimizer
 from kerastl.training.report import StageReport
 from kerastl.training.stage import _keras_verbose
+
+# FeatureCache namespace of the student's activations on the views.
+NAMESPACE = "kerastl.distill views"
 
 
 @dataclasses.dataclass
@@ -59,88 +71,138 @@ class Run:
     callbacks: list
     checkpoint: object       # kerastl.training.checkpoint.Checkpoint or None
     monitor: str
-    later_stages: bool = False
+    cache: object            # kerastl.training.FeatureCache
+    fit_report: object = None
+    # What kerastl.training.fit's stage loop (`_run`) and its head refit read of a context.
+    task = "multiclass"
+    class_weights = None
 
-    # What kerastl.training.fit's stage loop (`_run`) reads of its context.
     @property
     def model(self) -> keras.Model:
         return self.student
 
+    @property
+    def num_outputs(self) -> int:
+        return self.num_classes
+
     def cut_for(self, depth: int):
-        """No activation cache: every view is new to the student."""
+        """Nothing to warm up front: each stage caches after the stages before it ran."""
         return None, None
 
+    def cached(self, cut) -> tuple:
+        """``(train, validation)`` activations at `cut` of the labelled images (clean).
 
-class EpochClock(keras.callbacks.Callback):
-    """Holds the epoch Keras is about to run, for the dataset of that epoch."""
+        What `kerastl.fit`'s head refit reads (`kerastl.training.stage.refit_linear_head`).
+        """
+        import tensorflow as tf
 
-    def __init__(self):
-        super().__init__()
-        self.epoch = 0
+        out = []
+        for split, validation in ((self.train, False), (self.validation, True)):
+            arrays = self.arrays(validation=validation)
+            out.append(None if arrays is None else self.cache.get(
+                self.student, tf.data.Dataset.from_tensor_slices(arrays).batch(
+                    self.options.batch_size), cut, source=split,
+                namespace=(NAMESPACE, "labelled")))
+        return tuple(out)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = int(epoch)
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(int(d) for d in self.student.inputs[0].shape[1:3])
 
-
-def _examples(split: Split, num_classes: int, size):
-    """A map function ``(index, view) -> ({"image", "teacher_logits"}, one-hot or zeros)``."""
-    load = loader(split.images, split.boxes, size)
-    targets, labels = split.targets, split.images.labels
-    eye = np.vstack([np.eye(num_classes, dtype="float32"), np.zeros((1, num_classes), "float32")])
-
-    def read(i, v):
-        label = labels[i]
-        return targets[i, v], eye[num_classes if label == UNLABELED else label]
-
-    def example(i, v):
-        target, y = tf.numpy_function(read, [i, v], [tf.float32, tf.float32])
-        target.set_shape((num_classes,))
-        y.set_shape((num_classes,))
-        return {IMAGE: load(i, v), TARGETS: target}, y
-
-    return example
+    def arrays(self, *, validation: bool):
+        """The labelled images at the student's size: ``(x, y)`` (None without validation)."""
+        split = self.validation if validation else self.train
+        if split is None:
+            return None
+        keep = split.images.labels != UNLABELED
+        return resized(split.images.pixels[keep], self.size), split.images.labels[keep]
 
 
-def epoch_order(seed, stage: int, epoch: int, num_images: int, views: int, *, shuffle: bool):
-    """``(order, view)`` of one epoch: a function of (seed, stage, epoch) alone."""
-    rng = np.random.default_rng([0 if seed is None else seed, stage, epoch])
-    order = rng.permutation(num_images) if shuffle else np.arange(num_images)
-    return order, rng.integers(0, views, num_images)[order]
+def run_stage(run: Run, index: int, stage) -> StageReport:
+    """Runs one stage (see the module docstring); the student ends at the stage's best."""
+    if stage.name == "fit":
+        return run_fit(run, stage)
+    if stage.name == "student":
+        return run_given(run, stage)
+    return run_distill(run, index, stage)
 
 
-def train_dataset(run: Run, stage_index: int, clock: EpochClock, size) -> tf.data.Dataset:
-    """Batches of the epoch `clock` says: every image once, each in one of its views."""
-    split, opts = run.train, run.options
-    n, views = split.boxes.shape[:2]
+def run_fit(run: Run, stage) -> StageReport:
+    """`kerastl.fit` of the student on the labelled images (its defaults, no head refit).
 
-    def pairs():
-        order, view = epoch_order(opts.seed, stage_index, clock.epoch, n, views,
-                                  shuffle=opts.shuffle)
-        yield from zip(order, view)
+    The head is not refitted on the validation images here (they must still
+    judge the distillation stages); the stage loop refits it at the end when
+    this stage is the one kept (``refit_head``, as `kerastl.fit`).
+    """
+    from kerastl.training.fitting import fit
 
-    spec = (tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64))
-    ds = tf.data.Dataset.from_generator(pairs, output_signature=spec)
-    ds = ds.map(_examples(split, run.num_classes, size), num_parallel_calls=tf.data.AUTOTUNE)
-    steps = math.ceil(n / opts.batch_size)
-    return ds.batch(opts.batch_size).apply(
-        tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
-
-
-def validation_dataset(run: Run, size) -> tf.data.Dataset | None:
-    """Batches of the validation images' clean view (view 0), in order."""
-    if run.validation is None:
-        return None
-    n = len(run.validation.images)
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(n, dtype=np.int64),
-                                             np.zeros(n, np.int64)))
-    ds = ds.map(_examples(run.validation, run.num_classes, size),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(run.options.batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def _distiller(run: Run, stage, steps: int):
     opts = run.options
-    teacher, student = distiller_models(run.student, run.num_classes)
+    folder = None if run.checkpoint is None else os.path.join(opts.checkpoint_dir, "fit")
+    report = fit(run.student, run.arrays(validation=False), run.arrays(validation=True),
+                 recipe="feature_extraction" if opts.recipe == "feature_extraction" else "auto",
+                 refit_head=False, label_smoothing=opts.label_smoothing,
+                 batch_size=opts.batch_size, seed=opts.seed, strategy=run.strategy,
+                 checkpoint_dir=folder, verbose=0)
+    run.fit_report = report
+    kept = report.stages[report.best_stage]
+    if opts.verbose:
+        print(f"Stage 1 'fit': kerastl.fit on {report.num_examples} labelled images, kept "
+              f"its {kept.name!r} stage ({report.seconds:.1f} s)")
+    return dataclasses.replace(
+        kept, name="fit", cache_seconds=0.0, train_seconds=report.seconds, best=report.best,
+        selected_on=f"kerastl.fit ({report.selected_on}): its {kept.name!r} stage")
+
+
+def run_given(run: Run, stage) -> StageReport:
+    """The student as given: its validation metrics, for the keep rule."""
+    from kerastl.training.fitting import compile_for_evaluation
+
+    report = StageReport(stage.name, 0, [], [], 0, selected_on="the weights as given")
+    val = run.arrays(validation=True)
+    if val is not None:
+        compile_for_evaluation(run.student, strategy=run.strategy)
+        logs = run.student.evaluate(*val, batch_size=run.options.batch_size, verbose=0,
+                                    return_dict=True)
+        report.best = {"val_accuracy": float(logs["accuracy"]), "val_loss": float(logs["loss"])}
+        report.history = {k: [v] for k, v in report.best.items()}
+        report.best_epoch = 0
+    return report
+
+
+def _cut(run: Run, depth: int):
+    if depth == 0:
+        return graph.pooled_cut(run.student)
+    return graph.prefix_cut(run.student, run.blocks, depth)
+
+
+def _stage_data(run: Run, index: int, depth: int, clock):
+    """``(trained model, train dataset, validation dataset, cached mode, note)``."""
+    opts, size = run.options, run.size
+    cut = _cut(run, depth)
+    if cut is None:
+        note = ("every block is trainable: nothing to cache" if depth >= len(run.blocks) else
+                "the frozen blocks do not end in a single tensor: training on images")
+        val = None if run.validation is None else datasets.image_validation_dataset(
+            run.validation, run.num_classes, size, opts.batch_size)
+        return (run.student, datasets.image_train_dataset(
+            run.train, run.num_classes, opts, index, clock, size), val, None, note)
+
+    def activations(split):
+        return run.cache.get(run.student, datasets.view_batches(
+            split, size, batch_size=opts.batch_size), cut, source=split,
+            namespace=NAMESPACE).arrays[0]
+
+    train = datasets.cached_train_dataset(activations(run.train), run.train, run.num_classes,
+                                          opts, index, clock)
+    val = None if run.validation is None else datasets.cached_validation_dataset(
+        activations(run.validation), run.validation, run.num_classes, opts.batch_size)
+    model = graph.head_model(run.student) if cut.pooled else graph.suffix_model(run.student, cut)
+    return model, train, val, "features" if cut.pooled else "prefix", None
+
+
+def _distiller(run: Run, model, stage, steps: int):
+    opts = run.options
+    teacher, student = distiller_models(model, run.num_classes)
     distiller = keras.distillation.Distiller(
         teacher, student, keras.distillation.LogitsDistillation(
             # An instance: with the string 'kl_divergence' Keras 3.15 applies the KL to
@@ -155,45 +217,52 @@ def _distiller(run: Run, stage, steps: int):
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
                       jit_compile=opts.jit_compile,
                       steps_per_execution=options["steps_per_execution"])
-    shape = (1,) + tuple(int(d) for d in run.student.inputs[0].shape[1:])
+    shape = (1,) + tuple(int(d) for d in model.inputs[0].shape[1:])
     distiller({IMAGE: np.zeros(shape, "float32"),
                TARGETS: np.zeros((1, run.num_classes), "float32")})
     return distiller
 
 
-def run_stage(run: Run, index: int, stage) -> StageReport:
+def run_distill(run: Run, index: int, stage) -> StageReport:
     """Trains one `kerastl.training.Stage` by distillation; the student ends at its best epoch."""
-    opts, size = run.options, tuple(int(d) for d in run.student.inputs[0].shape[1:3])
-    depth = stage.trainable_blocks
+    opts, depth = run.options, stage.trainable_blocks
     apply_trainable_blocks(get_backbone(run.student), run.blocks, depth,
                            bn_training=opts.bn_training)
+    clock = datasets.EpochClock()
+    start = time.perf_counter()
+    model, train, val, mode, note = _stage_data(run, index, depth, clock)
+    cache_seconds = time.perf_counter() - start
     n = len(run.train.images)
     steps = math.ceil(n / opts.batch_size)
     with distribute.scope(run.strategy), logits_output(run.student):
-        distiller = _distiller(run, stage, steps)
+        distiller = _distiller(run, model, stage, steps)
     names = [b.name for b in run.blocks[len(run.blocks) - depth:]] if depth else []
     report = StageReport(stage.name, depth, names,
                          [v.path for v in distiller.student.trainable_weights], stage.epochs,
                          learning_rate=stage.learning_rate,
                          backbone_learning_rate=stage.backbone_learning_rate,
-                         layer_decay=stage.layer_decay)
+                         layer_decay=stage.layer_decay, cached=mode, cache_note=note,
+                         cache_seconds=cache_seconds)
     selects = run.validation is not None
-    best = BestWeights(run.monitor, patience=opts.patience(False) if selects else None,
+    best = BestWeights(run.monitor, patience=opts.patience(mode is not None) if selects else None,
                        tie_monitor="val_loss" if selects else None,
                        state_dir=run.checkpoint.stage_dir(index) if run.checkpoint else None,
                        select=selects)
     report.selected_on = "validation" if selects else "none: no validation data, last epoch"
-    clock = EpochClock()
     backup = backup_callback(run.checkpoint, index)
     callbacks = [clock] + run.callbacks + [best] + ([backup] if backup else [])
     if opts.verbose:
         print(f"Stage {index + 1} {stage.name!r}: {depth}/{len(run.blocks)} blocks trainable, "
               f"{stage.epochs} epochs, lr {stage.learning_rate:g}, {n} images x "
-              f"{run.train.boxes.shape[1]} views")
-    val = validation_dataset(run, size)
+              f"{run.train.boxes.shape[1]} views" + (f", cached {mode} ({cache_seconds:.1f} s)"
+                                                     if mode else ""))
     start = time.perf_counter()
     with logits_output(run.student):
-        _fit(distiller, run, index, clock, size, val, stage.epochs, callbacks)
+        distiller.fit(distribute.prepare_dataset(train, run.strategy, training=True),
+                      validation_data=None if val is None else distribute.prepare_dataset(
+                          val, run.strategy, training=False),
+                      epochs=stage.epochs, verbose=_keras_verbose(opts.verbose),
+                      callbacks=callbacks, shuffle=False)  # the dataset shuffles itself
     report.train_seconds = time.perf_counter() - start
     here = len(getattr(distiller.history, "epoch", []) or [])
     report.resumed = len(best.epochs) > here
@@ -204,47 +273,5 @@ def run_stage(run: Run, index: int, stage) -> StageReport:
     return report
 
 
-def can_fit_linear_head(run: Run, stage) -> bool:
-    """Whether a head stage can start from `kerastl.fit`'s closed-form head on the labels."""
-    return (stage.trainable_blocks == 0 and run.train.images.num_labeled > 0
-            and not get_head(run.student).hidden_units)
-
-
-def run_linear_head(run: Run) -> StageReport:
-    """Fits the head in closed form on the labelled images' clean features.
-
-    This is `kerastl.fit`'s ``"feature_extraction"`` recipe (an L2 logistic
-    head, its strength chosen on the validation images, not refitted on
-    them), a far better start for the distillation stages than a few
-    gradient epochs from a random head.
-    """
-    from kerastl.training.fitting import fit
-
-    size = tuple(int(d) for d in run.student.inputs[0].shape[1:3])
-    images, opts = run.train.images, run.options
-    labelled = images.labels != UNLABELED
-    train = (resized(images.pixels[labelled], size), images.labels[labelled])
-    val = None if run.validation is None else (
-        resized(run.validation.images.pixels, size), run.validation.images.labels)
-    report = fit(run.student, train, val, recipe="feature_extraction", refit_head=False,
-                 label_smoothing=opts.label_smoothing, batch_size=opts.batch_size,
-                 seed=opts.seed, strategy=run.strategy, verbose=0)
-    if opts.verbose:
-        print(f"Stage 1 'head': closed-form head on {len(train[1])} labelled images "
-              f"(l2={report.stages[0].l2:.3g})")
-    return report.stages[0]
-
-
-def _fit(distiller, run, index, clock, size, val, epochs, callbacks):
-    opts = run.options
-    distiller.fit(distribute.prepare_dataset(train_dataset(run, index, clock, size),
-                                             run.strategy, training=True),
-                  validation_data=None if val is None else distribute.prepare_dataset(
-                      val, run.strategy, training=False),
-                  epochs=epochs, verbose=_keras_verbose(opts.verbose),
-                  callbacks=callbacks, shuffle=False)  # the dataset shuffles itself
-
-
-__all__ = ["EpochClock", "Run", "Split", "can_fit_linear_head", "epoch_order", "run_linear_head",
-           "run_stage", "train_dataset",
-           "validation_dataset"]
+__all__ = ["NAMESPACE", "Run", "Split", "run_distill", "run_fit", "run_given",
+           "run_stage"]

@@ -200,9 +200,10 @@ def view_boxes(keys, views: int, *, augment: str, seed: int | None) -> np.ndarra
 
     Each row is ``(top, left, height, width, flip)`` in fractions of the image
     (flip is 0 or 1). View 0 is the whole image, unflipped. The views of an
-    image are drawn from ``(seed, its key)`` alone, so an image keeps its views
-    in any dataset (with or without its label, in any order), and the
-    teacher's outputs on it can be reused (`kerastl.distillation.TeacherCache`).
+    image are drawn from ``(seed, its key)`` alone, one after the other, so an
+    image keeps its views in any dataset (with or without its label, in any
+    order), its first k views are the same for any `views` >= k, and the
+    teacher's outputs on them can be reused (`kerastl.distillation.TeacherCache`).
 
     Args:
         keys: One key per image: `Images.keys` (hex digests) or ints.
@@ -223,9 +224,12 @@ def view_boxes(keys, views: int, *, augment: str, seed: int | None) -> np.ndarra
 
 
 def _image_boxes(rng, views: int, augment: str) -> np.ndarray:
-    area = rng.uniform(*CROP_AREA, size=views)
-    aspect = np.exp(rng.uniform(*np.log(CROP_ASPECT), size=views))
-    flip = (rng.random(views) < 0.5).astype("float32")
+    # One row of 5 uniforms per view, drawn in order: the first k views of an
+    # image are the same for any `views` >= k (their teacher outputs are reused).
+    u = rng.random((views, 5))
+    area = CROP_AREA[0] + u[:, 0] * (CROP_AREA[1] - CROP_AREA[0])
+    aspect = np.exp(np.log(CROP_ASPECT[0]) + u[:, 1] * np.log(CROP_ASPECT[1] / CROP_ASPECT[0]))
+    flip = (u[:, 2] < 0.5).astype("float32")
     if augment == "crop_flip":
         height = np.minimum(1.0, np.sqrt(area / aspect))
         width = np.minimum(1.0, np.sqrt(area * aspect))
@@ -233,8 +237,8 @@ def _image_boxes(rng, views: int, augment: str) -> np.ndarray:
         height = width = np.ones(views)
     if augment == "none":
         flip[:] = 0.0
-    top = rng.uniform(size=views) * (1.0 - height)
-    left = rng.uniform(size=views) * (1.0 - width)
+    top = u[:, 3] * (1.0 - height)
+    left = u[:, 4] * (1.0 - width)
     boxes = np.stack([top, left, height, width, flip], axis=-1).astype("float32")
     boxes[0] = (0.0, 0.0, 1.0, 1.0, 0.0)
     return boxes

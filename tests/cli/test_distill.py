@@ -39,7 +39,7 @@ def test_distill_command_trains_saves_and_exports(tmp_path, monkeypatch):
     assert (tmp_path / "saved_models" / "small" / "1" / "model_int8.tflite").is_file()
     report = got["distill"]
     assert report["views"] == 2 and report["num_labeled"] == 18
-    assert [s["name"] for s in report["stages"]] == ["head", "fine_tune"]
+    assert [s["name"] for s in report["stages"]] == ["fit", "fine_tune"]
     assert got["export"]["version"] == "1" and 0 <= got["metrics"]["accuracy"] <= 1
 
 

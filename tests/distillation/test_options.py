@@ -28,6 +28,8 @@ def data():
     ({"views": 0}, "`views` must be an integer between 1 and 64. Received: views=0"),
     ({"augment": "strong"}, "`augment` must be one of 'crop_flip', 'flip', 'none'"),
     ({"recipe": "auto"}, "`recipe` must be one of 'two_stage'"),
+    ({"start": "scratch"}, "`start` must be one of 'fit', 'student'. Received: start='scratch'"),
+    ({"refit_head": "yes"}, "`refit_head` must be"),
     ({"epochs": 0}, "`epochs` must be"),
     ({"label_smoothing": 1.0}, "`label_smoothing`"),
     ({"trainable_blocks": 99}, "`trainable_blocks` must be an integer between 0 and 4 or 'all'. Received: trainable_blocks=99"),

@@ -25,8 +25,8 @@ x, y = separable_images(24, 3, 20, seed=0)
 xv, yv = separable_images(12, 3, 20, seed=1)
 teacher = train_tiny_model(tiny_kerastl_model(3, size=20, seed=3), x, y, epochs=2)
 student = tiny_kerastl_model(3, size=16, seed=4)
-report = distill(teacher, student, (x, y), (xv, yv), views=3, epochs=1, fine_tune_epochs=4,
-                 batch_size=8, checkpoint_dir={ckpt!r}, callbacks=[Slow()],
+report = distill(teacher, student, (x, y), (xv, yv), views=3, fine_tune_epochs=4,
+                 trainable_blocks=2, batch_size=8, checkpoint_dir={ckpt!r}, callbacks=[Slow()],
                  early_stopping=False, seed=0, verbose=0)
 np.savez({out!r}, *student.get_weights())
 print("REPORT" + report.to_json())
@@ -73,7 +73,8 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert again.returncode == 0, err[-3000:]
     report = json.loads(out.split("REPORT", 1)[1])
     assert report["teacher_seconds"] == 0.0  # the teacher's outputs were read back
-    head, tune = report["stages"]
+    fit, tune = report["stages"]
+    assert fit["name"] == "fit" and tune["cached"] == "prefix"  # the cached distillation stage
     assert tune["resumed"] and tune["epochs_run"] == 4
     ref_out, ref_err = reference.communicate(timeout=300)
     assert reference.returncode == 0, ref_err[-3000:]

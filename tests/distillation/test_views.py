@@ -20,6 +20,8 @@ def test_boxes_are_fixed_by_the_seed_and_view_0_is_the_image():
     flips = view_boxes(range(20), 3, augment="flip", seed=0)
     np.testing.assert_array_equal(flips[..., 2:4], 1.0)
     assert np.all(view_boxes(range(5), 3, augment="none", seed=0)[..., 4] == 0)
+    # More views of an image keep its first ones (their teacher outputs are reused).
+    np.testing.assert_array_equal(view_boxes(range(20), 7, augment="crop_flip", seed=7)[:, :4], a)
     # An image's views depend on its key, not on its position.
     np.testing.assert_array_equal(view_boxes([3, 9], 4, augment="crop_flip", seed=7)[1],
                                   a[9])
