@@ -17,7 +17,9 @@ from kerastl.multitask.heads import get_heads
 from kerastl.multitask.weighting import MultiTaskTrainer, check_weighting
 from kerastl.training.cache import FeatureCache
 from kerastl.training.callbacks import BestWeights
+from kerastl.training.optim import make_optimizer
 from kerastl.training.options import DEFAULT_PATIENCE
+from kerastl.training.recipes import NEW_HEAD_BACKBONE_LR_FACTOR, Stage
 
 
 @dataclasses.dataclass
@@ -113,9 +115,12 @@ def _set_trainable(model, heads, trainable_blocks, peft) -> int:
     return len(blocks) if depth == "all" else int(depth)
 
 
-def _check(epochs, learning_rate, batch_size, label_smoothing, early_stopping, verbose):
+def _check(epochs, learning_rate, backbone_learning_rate, batch_size, label_smoothing,
+           early_stopping, verbose):
     check_int("epochs", epochs, minimum=1)
     check_float("learning_rate", learning_rate, minimum=0.0, min_inclusive=False)
+    if backbone_learning_rate is not None:
+        check_float("backbone_learning_rate", backbone_learning_rate, minimum=0.0)
     check_int("batch_size", batch_size, minimum=1)
     check_float("label_smoothing", label_smoothing, minimum=0.0, maximum=1.0, max_inclusive=False)
     if not isinstance(early_stopping, bool):
@@ -125,9 +130,9 @@ def _check(epochs, learning_rate, batch_size, label_smoothing, early_stopping, v
 
 
 def fit(model, train, validation_data=None, *, loss_weighting="equal", trainable_blocks=0,
-        peft=None, epochs=10, learning_rate=1e-3, batch_size=32, label_smoothing=0.1,
-        early_stopping=True, cache_features=True, feature_cache=None, seed=None,
-        verbose=1) -> MultiTaskReport:
+        peft=None, epochs=10, learning_rate=1e-3, backbone_learning_rate=None, batch_size=32,
+        label_smoothing=0.1, early_stopping=True, cache_features=True, feature_cache=None,
+        seed=None, verbose=1) -> MultiTaskReport:
     """Trains a multi-task model (`kerastl.build(..., tasks=...)`) on one dataset per task.
 
     Each step draws one batch from one task's data (in proportion to the
@@ -150,7 +155,12 @@ def fit(model, train, validation_data=None, *, loss_weighting="equal", trainable
         trainable_blocks: Top blocks of the shared backbone to train (0, k or ``"all"``).
         peft: A `kerastl.peft` setting for the backbone instead of `trainable_blocks`.
         epochs: Epochs (default 10).
-        learning_rate: Adam's learning rate.
+        learning_rate: Peak learning rate of the heads (Adam, a linear warm-up
+            over the first epoch, then cosine decay: `kerastl.fit`'s schedule).
+        backbone_learning_rate: Peak rate of the shared backbone's trained
+            variables (default: `learning_rate` / 10, `kerastl.fit`'s rule for
+            new heads next to pretrained blocks: the heads start untrained, and
+            their first gradients would otherwise wreck the pretrained blocks).
         batch_size: Batch size of array inputs.
         label_smoothing: Label smoothing of every task's cross-entropy.
         early_stopping: True (patience 5), False, or the patience.
@@ -170,7 +180,8 @@ def fit(model, train, validation_data=None, *, loss_weighting="equal", trainable
         ...                                loss_weighting="uncertainty")
         >>> report.per_task()["species"]["val_accuracy"]
     """
-    _check(epochs, learning_rate, batch_size, label_smoothing, early_stopping, verbose)
+    _check(epochs, learning_rate, backbone_learning_rate, batch_size, label_smoothing,
+           early_stopping, verbose)
     heads = get_heads(model)
     tasks = list(heads)
     weighting = check_weighting(loss_weighting, tasks)
@@ -201,7 +212,12 @@ def fit(model, train, validation_data=None, *, loss_weighting="equal", trainable
                                     shuffle=False, seed=None, interleave=False,
                                     features=features)
     trainer = MultiTaskTrainer(train_model, weighting, label_smoothing=label_smoothing)
-    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    stage = Stage("multitask", depth, epochs, learning_rate,
+                  learning_rate * NEW_HEAD_BACKBONE_LR_FACTOR if backbone_learning_rate is None
+                  else backbone_learning_rate, warmup_epochs=min(1.0, epochs / 2))
+    optimizer = make_optimizer(stage, get_blocks(model), weight_decay=0.0,
+                               steps_per_epoch=int(stream.cardinality()))
+    trainer.compile(optimizer=optimizer,
                     weighted_metrics={t: [keras.metrics.SparseCategoricalAccuracy("accuracy")]
                                       for t in tasks})
     selects = val_stream is not None
@@ -226,6 +242,7 @@ def fit_with_options(model, train, validation_data, opts, *, peft=None,
                feature_cache=feature_cache,
                trainable_blocks=opts.trainable_blocks or 0, seed=opts.seed,
                learning_rate=opts.learning_rate or 1e-3, batch_size=opts.batch_size,
+               backbone_learning_rate=opts.backbone_learning_rate,
                label_smoothing=opts.label_smoothing, verbose=opts.verbose,
                early_stopping=opts.early_stopping, cache_features=opts.cache_features)
 

@@ -90,3 +90,16 @@ def test_fit_with_a_peft_backbone_trains_lora_and_every_head(data, tmp_path):
     for task in ("healthy", "species"):
         np.testing.assert_array_equal(np.asarray(fresh(images)[task]),
                                       np.asarray(model(images)[task]))
+
+
+def test_the_backbone_trains_at_its_own_rate_default_a_tenth_of_the_heads(data):
+    model = _model()
+    conv = model.get_layer("backbone").get_layer("conv_a").kernel
+    head = multitask.get_heads(model)["species"].output_layer.kernel
+    before_conv, before_head = np.asarray(conv), np.asarray(head)
+    kerastl.multitask.fit(model, data, trainable_blocks="all", backbone_learning_rate=0.0,
+                          epochs=1, batch_size=8, learning_rate=0.05, verbose=0, seed=0)
+    np.testing.assert_array_equal(np.asarray(conv), before_conv)  # rate 0: not one step
+    assert not np.allclose(np.asarray(head), before_head)
+    with pytest.raises(ValueError, match="backbone_learning_rate"):
+        kerastl.multitask.fit(_model(), data, backbone_learning_rate=-1.0, verbose=0)
