@@ -120,7 +120,7 @@ def distill_run(params: dict, out: Output) -> dict:
 @click.option("--alpha", type=click.FloatRange(0, 1), default=0.9, show_default=True,
               help="Weight of the distillation term (the label term gets 1 - alpha). "
                    "Example: --alpha 1")
-@click.option("--views", type=click.IntRange(1, 64), default=4, show_default=True,
+@click.option("--views", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Fixed augmented views per image the teacher runs on once. "
                    "Example: --views 8")
 @click.option("--augment", type=click.Choice(AUGMENTS), default="crop_flip", show_default=True,
@@ -130,7 +130,7 @@ def distill_run(params: dict, out: Output) -> dict:
                    "[default: 30]. Example: --epochs 10")
 @click.option("--fine-tune-epochs", type=click.IntRange(min=1), default=None,
               help="Epochs of the distillation stage, after the student's kerastl.fit "
-                   "[default: 12]. Example: --fine-tune-epochs 30")
+                   "[default: 24]. Example: --fine-tune-epochs 30")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Peak learning rate [default: 1e-3]. Example: --learning-rate 3e-4")
 @click.option("--trainable-blocks", type=BlocksType(), default=None,

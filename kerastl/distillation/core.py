@@ -126,7 +126,7 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
         refit_head: When the student ends at the ``"fit"`` stage's linear head,
             refit that head on training + validation images as `kerastl.fit` does.
         epochs: Epochs of a distilled head stage (no labelled images; default 30).
-        fine_tune_epochs: Epochs of each distillation stage (default 12).
+        fine_tune_epochs: Epochs of each distillation stage (default 24).
         learning_rate, backbone_learning_rate, layer_decay: As in `kerastl.fit`.
         trainable_blocks: Unfreeze depth of the (last) distillation stage
             (default: `kerastl.fit`'s, 4 blocks).
