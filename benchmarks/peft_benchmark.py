@@ -152,7 +152,8 @@ def run_one(method, arrays, num_classes, size, cache, lora_blocks, folder):
             "val_accuracy": report.best.get("val_accuracy"), "kept_stage": kept.name,
             "stages": [{"name": s.name, "val": s.best.get("val_accuracy"),
                         "epochs_run": s.epochs_run, "trained_variables": len(s.trainable_weights),
-                        "trained_depthwise": sum("depthwise" in w for w in s.trainable_weights)}
+                        "trained_depthwise_kernels": sum(w.endswith("depthwise/kernel")
+                                                         for w in s.trainable_weights)}
                        for s in report.stages],
             "trained_backbone_params": backbone, "trained_params": total,
             "backbone_params": backbone_params, "backbone_fraction": backbone / backbone_params,
