@@ -57,6 +57,28 @@ def make_image_folder(root: Path, *, classes=("a", "b"), per_class: int = 6, siz
     return Path(root)
 
 
+def first_images_per_class(source: Path, target: Path, counts: dict) -> Path:
+    """Copies the first ``counts[split]`` files (sorted by name) of every class folder.
+
+    `source` is a class-per-folder dataset with one folder per split
+    (``{"train": 40, "val": 40}`` copies ``source/train/<class>/`` and
+    ``source/val/<class>/``); the copy has every class, so it is a smaller dataset of
+    the same real photos.
+    """
+    import shutil
+
+    source, target = Path(source), Path(target)
+    for split, count in counts.items():
+        folders = sorted(p for p in (source / split).iterdir() if p.is_dir())
+        if not folders:
+            raise FileNotFoundError(f"no class folders in {source / split}")
+        for folder in folders:
+            (target / split / folder.name).mkdir(parents=True)
+            for image in sorted(folder.iterdir())[:count]:
+                shutil.copy(image, target / split / folder.name / image.name)
+    return target
+
+
 # Tolerances of numeric comparisons, from float32 arithmetic (never from one CPU).
 #
 # Two float32 implementations of the same computation (another oneDNN kernel on
