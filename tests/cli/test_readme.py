@@ -18,7 +18,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 ASSETS_IN_README = "../shared/assets"
 DATASET = "datasets/flowers_kaggle_227"
 # What makes the run small; everything else is the README's line as written.
-SMALL = ["--image-size", "96", "--epochs", "1", "--batch-size", "8"]
+SMALL = ["--image-size", "96", "--epochs", "1", "--fine-tune-epochs", "1", "--batch-size", "8"]
 
 
 def main_job_line() -> list[str]:
