@@ -1,9 +1,9 @@
 """Tests of kerastl.tune on a tiny backbone (alpha=0.35 MobileNetV2, 32x32, random init).
 
-Trials are 1-2 epochs on 48 images; each search runs 3-4 trials.
+Trials are 1-2 epochs on 48 images; each search runs 3-4 trials. Pruning of fine-tuning
+trials: test_tune_pruning.py.
 """
 
-import functools
 import json
 import re
 
@@ -17,17 +17,14 @@ import kerastl.training
 from harness import separable_images
 from kerastl.tuning import SearchSpace, TuneResult, tune
 
-TINY = dict(input_shape=(32, 32, 3), weights=None, backbone_kwargs={"alpha": 0.35})
-BATCH = 16
+from .helpers import BATCH, TINY, Counting, tiny_data
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def data():
-    images, labels = separable_images(72, 3, seed=3)
-    train = tf.data.Dataset.from_tensor_slices((images[:48], labels[:48])).batch(BATCH)
-    val = tf.data.Dataset.from_tensor_slices((images[48:], labels[48:])).batch(BATCH)
-    return train, val
+    return tiny_data()
 
 
 def _batches_per_pass():
@@ -88,88 +85,6 @@ def test_all_trials_share_one_head_warmup(search):
     assert all(t["shared_head_warmup"] and t["head_epochs"] == 0 for t in others)
 
 
-class _WreckFineTuning(keras.callbacks.Callback):
-    """Throws the trained weights far off in fine-tuning stages (not of `head_epochs`)."""
-
-    def __init__(self, head_epochs):
-        super().__init__()
-        self.head_epochs = head_epochs
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.params.get("epochs") == self.head_epochs:
-            return
-        for weight in self.model.trainable_weights:
-            weight.assign(tf.random.normal(weight.shape, stddev=20.0, seed=batch))
-
-
-def test_fine_tuning_far_worse_than_its_warmup_is_pruned(data, tmp_path):
-    # The first fine-tuning epoch ends far worse than the warm-up (val_loss):
-    # the trial stops there and keeps the warm-up's weights and score.
-    train, val = data
-    space = SearchSpace(trainable_blocks=[2], learning_rate=1e-2, dropout=0.0)
-    args = dict(backbone="mobilenet_v2", num_classes=3, algorithm="random", max_trials=1,
-                epochs=2, objective="val_loss", seed=0, verbose=0, refit=False,
-                directory=tmp_path, build_kwargs=TINY)
-    result = tune(train, val, search_space=space, fine_tune_epochs=3, project_name="pruned",
-                  fit_kwargs={"callbacks": [_WreckFineTuning(head_epochs=2)]}, **args)
-    trial = result.trials[0]
-    assert trial["pruned"] is True and trial["epochs"] == 1
-    frozen = tune(train, val, search_space=SearchSpace(trainable_blocks=[0], learning_rate=1e-2,
-                                                       dropout=0.0),
-                  project_name="frozen", **args)
-    assert trial["score"] == pytest.approx(frozen.trials[0]["score"], rel=1e-6)
-    unpruned = tune(train, val, search_space=space, fine_tune_epochs=3, project_name="unpruned",
-                    prune=False, fit_kwargs={"callbacks": [_WreckFineTuning(head_epochs=2)]},
-                    **args)
-    assert unpruned.trials[0]["pruned"] is False and unpruned.trials[0]["epochs"] == 3
-
-
-def test_hyperband_does_not_continue_pruned_fine_tuning(data, tmp_path, monkeypatch):
-    # Hyperband, fine_tune_epochs=3: three 1-epoch trials (all pruned: their
-    # fine-tuning is wrecked), then the best one "continued" to 3 epochs: the
-    # oracle keeps the earlier result and runs nothing for it (no build, no fit).
-    counter = _Counting(monkeypatch)
-    space = SearchSpace(trainable_blocks=[2], learning_rate=(1e-3, 1e-2), dropout=0.0)
-    result = tune(data[0], data[1], backbone="mobilenet_v2", num_classes=3,
-                  search_space=space, max_trials=4, fine_tune_epochs=3, epochs=2,
-                  objective="val_loss", seed=0, verbose=0, refit=False, directory=tmp_path,
-                  fit_kwargs={"callbacks": [_WreckFineTuning(head_epochs=2)]},
-                  build_kwargs=TINY)
-    first, last = result.trials[:3], result.trials[3]
-    assert all(t["pruned"] and t["epochs"] == 1 and not t["settled"] for t in first)
-    earlier = next(t for t in first if t["trial_id"] == last["continued_from"])
-    assert last["status"] == "COMPLETED" and last["settled"] is True
-    assert last["pruned"] is True and last["epochs"] == 0 and last["seconds"] == 0.0
-    assert last["score"] == pytest.approx(earlier["score"])
-    assert counter.builds == 3  # the three 1-epoch trials only
-    # The best model of a settled continuation is the weights of the trial it settled on.
-    assert result.best_model is not None
-
-
-class _Counting:
-    """Counts kerastl.build calls; can make the n-th kerastl.fit call raise."""
-
-    def __init__(self, monkeypatch, *, fail_at=None, error=None):
-        self.builds, self.fits = 0, 0
-        self.fail_at, self.error = fail_at, error
-        real_build, real_fit = kerastl.model.build, kerastl.training.fit
-
-        @functools.wraps(real_build)
-        def build(*args, **kwargs):
-            self.builds += 1
-            return real_build(*args, **kwargs)
-
-        @functools.wraps(real_fit)
-        def fit(*args, **kwargs):
-            self.fits += 1
-            if self.fits == self.fail_at:
-                raise self.error
-            return real_fit(*args, **kwargs)
-
-        monkeypatch.setattr(kerastl.model, "build", build)
-        monkeypatch.setattr(kerastl.training, "fit", fit)
-
-
 @pytest.fixture(scope="module")
 def frozen_cache():
     """One feature cache for the frozen searches below (same data, same seed)."""
@@ -187,7 +102,7 @@ def _frozen_search(data, directory, cache, **kwargs):
 
 def test_resume_never_redoes_finished_trials(data, tmp_path, monkeypatch, frozen_cache):
     # Hyperband, fine_tune_epochs=3: three 1-epoch trials, then the best one continued.
-    counter = _Counting(monkeypatch)
+    counter = Counting(monkeypatch)
     first = _frozen_search(data, tmp_path, frozen_cache, max_trials=2)
     assert counter.builds == 2 and len(first.trials) == 2
     done = {t["trial_id"]: t["seconds"] for t in first.trials}
@@ -212,7 +127,7 @@ def test_resume_never_redoes_finished_trials(data, tmp_path, monkeypatch, frozen
 def test_failing_trial_is_recorded_and_skipped_then_best_is_refit(data, tmp_path, monkeypatch,
                                                                    frozen_cache, capsys):
     error = tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
-    counter = _Counting(monkeypatch, fail_at=1, error=error)
+    counter = Counting(monkeypatch, fail_at=1, error=error)
     result = _frozen_search(data, tmp_path, frozen_cache, algorithm="random", max_trials=2,
                             refit=True, verbose=1)
     assert "Trial" in capsys.readouterr().out  # keras-tuner's trial log
