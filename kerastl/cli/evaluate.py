@@ -7,7 +7,12 @@ import click
 from kerastl.cli.common import (Output, import_kerastl, output_options, report_module,
                                 safe_field)
 from kerastl.cli.config import config_option
-from kerastl.cli.loading import SPLIT_CHOICES, check_data_spec, load_eval_data
+from kerastl.cli.loading import (
+    SPLIT_CHOICES,
+    check_data_spec,
+    load_eval_data,
+    load_single_task_predictor,
+)
 
 
 def evaluate_predictor(predictor, dataset, out: Output):
@@ -93,7 +98,7 @@ def evaluate_command(model, data, *, split: str, batch_size: int, output, out: O
                                "'model' and 'data' in --config).")
     check_data_spec(data)
     kerastl = import_kerastl(debug=out.debug)
-    predictor = kerastl.load_predictor(model)
+    predictor = load_single_task_predictor(kerastl, model, command="evaluate")
     out.status(f"Model: {predictor.path} ({predictor.kind})")
     names = predictor.labels if predictor.task in ("multiclass", "binary") else None
     out.status(f"Loading {data} ...")

@@ -162,3 +162,21 @@ def load_eval_data(kerastl, spec: str, *, image_size, batch_size: int, split: st
     dataset, chosen = _pick(data, "auto" if split == "all" else split, spec)
     where = "all images" if not ready else f"{chosen} split"
     return dataset, data.class_names, f"{spec} ({where})"
+
+
+def load_single_task_predictor(kerastl, model, *, command: str):
+    """`kerastl.load_predictor(model)`, refusing a multi-task model with a usage error.
+
+    ``kerastl predict`` and ``kerastl evaluate`` print and score one output; a
+    multi-task model has one per task, so it is refused clearly rather than
+    read as if it had one.
+    """
+    predictor = kerastl.load_predictor(model)
+    tasks = getattr(predictor, "tasks", None)
+    if tasks:
+        raise click.UsageError(
+            f"{str(model)!r} is a multi-task model (tasks: {', '.join(tasks)}); "
+            f"`kerastl {command}` reads single-task models. Use "
+            "`kerastl.load_predictor(MODEL).predict(images)` in Python, which returns one "
+            "result per task.")
+    return predictor

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from kerastl.cli.common import Output, import_kerastl, output_options, safe_field
+from kerastl.cli.loading import load_single_task_predictor
 
 BATCH = 32
 MAX_LISTED_SKIPPED = 20
@@ -77,7 +78,7 @@ def predict_command(model, images, *, top_k: int, out: Output):
     """
     kerastl = import_kerastl(debug=out.debug)
     files = kerastl.predictor.image_files(images)
-    predictor = kerastl.load_predictor(model)
+    predictor = load_single_task_predictor(kerastl, model, command="predict")
     out.status(f"Model: {predictor.path} ({predictor.kind})")
     paths, rows, skipped = [], [], []
     with out.progress(range(0, len(files), BATCH), label="Predicting") as starts:

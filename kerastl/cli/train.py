@@ -89,8 +89,11 @@ def multitask_run(params: dict, out: Output, peft) -> dict:
         adapter = str(kerastl.peft.save(model, run_dir / ADAPTER_FILE))
     exported = None
     if params["export"]:
-        exported = kerastl.multitask.export(model, params["export"], quantization=[
-            q for q in (params["quantization"] or ["float32"]) if q != "int8"]).to_dict()
+        quantization = list(params["quantization"] or ["float32"])
+        calibration = ({t: d.train for t, d in data.items()} if "int8" in quantization
+                       else None)  # int8: calibrated on every task's training images
+        exported = kerastl.multitask.export(model, params["export"], quantization=quantization,
+                                            representative_data=calibration).to_dict()
     result = {"run_dir": str(run_dir), "model": str(run_dir / MODEL_FILE), "adapter": adapter,
               "fit": report.to_dict(), "export": exported, "seconds": time.perf_counter() - start}
     (run_dir / "multitask_report.json").write_text(json.dumps(result, indent=2, default=str))

@@ -154,7 +154,8 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
     if isinstance(train, dict):  # one dataset per task: a multi-task model
         from kerastl.multitask.fit import fit_with_options
 
-        return fit_with_options(model, train, validation_data, opts, peft=peft)
+        return fit_with_options(model, train, validation_data, opts, peft=peft,
+                                feature_cache=feature_cache)
     user_callbacks = check_callbacks(callbacks)
     if feature_cache is not None and not isinstance(feature_cache, FeatureCache):
         raise ValueError("`feature_cache` must be a kerastl.training.FeatureCache or None. "

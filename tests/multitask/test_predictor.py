@@ -81,3 +81,19 @@ def test_kerastl_load_of_a_multitask_export_returns_the_dict_output_model(export
     assert sorted(got) == ["healthy", "species"]
     for task, value in model(images).items():
         assert_float32_close(got[task], np.asarray(value), depth=6, terms=72)
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_the_single_output_cli_commands_refuse_a_multitask_model(exported, tmp_path, command):
+    from click.testing import CliRunner
+
+    from kerastl.cli import main
+
+    root, _ = exported
+    folder = make_image_folder(tmp_path / "photos", classes=("a", "b"), per_class=2, size=32)
+    args = ([command, str(root / "saved" / "1" / "model.keras"), str(folder / "a")]
+            if command == "predict" else
+            [command, str(root / "saved" / "1" / "model.keras"), str(folder)])
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "multi-task model (tasks: " in result.output and "healthy" in result.output
