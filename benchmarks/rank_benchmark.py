@@ -108,8 +108,6 @@ def emit(record: dict, args) -> None:
 
 
 def run_dataset(name: str, assets: Path, args) -> list[dict]:
-    import tensorflow as tf
-
     from kerastl.ranking import Candidate, rank_backbones
     from kerastl.training import FeatureCache
 
@@ -121,8 +119,7 @@ def run_dataset(name: str, assets: Path, args) -> list[dict]:
     if args.max_test:  # smoke runs: a seeded subset of the test folder
         keep = np.random.default_rng(args.seed).permutation(len(test_y))[: args.max_test]
         test_x, test_y = test_x[keep], test_y[keep]
-    data = tuple(tf.data.Dataset.from_tensor_slices((x[i].astype("float32"), y[i])).batch(32)
-                 for i in (tr, va))
+    data = _datasets(x, y, (tr, va))
     cache = FeatureCache()
     rankings = {}
     for metric in args.metrics:
@@ -168,6 +165,14 @@ def run_dataset(name: str, assets: Path, args) -> list[dict]:
     return rows + [summary]
 
 
+def _datasets(x, y, splits) -> tuple:
+    """``(images, labels)`` batches of each index array in `splits`."""
+    import tensorflow as tf
+
+    return tuple(tf.data.Dataset.from_tensor_slices((x[i].astype("float32"), y[i])).batch(32)
+                 for i in splits)
+
+
 def _first_per_class(indices, labels, k) -> np.ndarray:
     """The first `k` of `indices` of each class (the split's own seeded order)."""
     return np.concatenate([indices[labels[indices] == c][:k] for c in np.unique(labels)])
@@ -175,14 +180,11 @@ def _first_per_class(indices, labels, k) -> np.ndarray:
 
 def _sampled(x, y, tr, va, k, rows, summary, assets, args) -> dict:
     """Ranks on `k` training (+ k/4 validation) images per class, a fresh cache: tau, cost."""
-    import tensorflow as tf
-
     from kerastl.ranking import rank_backbones
     from kerastl.training import FeatureCache
 
     picked = (_first_per_class(tr, y, k), _first_per_class(va, y, max(1, round(k / 4))))
-    data = tuple(tf.data.Dataset.from_tensor_slices((x[i].astype("float32"), y[i])).batch(32)
-                 for i in picked)
+    data = _datasets(x, y, picked)
     metric = args.metrics[0]
     start = time.perf_counter()
     ranking = rank_backbones(data, args.candidates or candidates(assets), metric=metric,

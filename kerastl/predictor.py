@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from kerastl._validation import check_int
-
 from kerastl.predictor_images import DEFAULT_MAX_PIXELS, image_files, read_images
 
 LABELS_FILE = "labels.txt"

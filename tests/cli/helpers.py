@@ -16,6 +16,13 @@ TINY = ["--backbone", "mobilenet", "--backbone-kwargs", '{"alpha": 0.25}', "--im
 
 
 
+def space_params(**kw) -> dict:
+    """The search-space flags of ``kerastl tune`` as `kerastl.cli.tune.search_space` reads them."""
+    base = {"search_space": None, "trainable_blocks": None, "learning_rate": None,
+            "backbone_learning_rate": None, "dropout": None, "recipe": None}
+    return {**base, **kw}
+
+
 def run_kerastl(*args, cwd: Path, timeout: float = 400) -> subprocess.CompletedProcess:
     """Runs ``kerastl ARGS`` in a fresh process (the real entry point)."""
     return subprocess.run([*kerastl_command(), *map(str, args)], capture_output=True, text=True,

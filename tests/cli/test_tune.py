@@ -14,7 +14,7 @@ import kerastl
 from kerastl.cli import main
 from kerastl.cli.tune import DepthChoices, SpaceValue, search_space
 
-from .helpers import TINY
+from .helpers import TINY, space_params as _params
 
 
 def test_space_value_and_depth_choices():
@@ -28,12 +28,6 @@ def test_space_value_and_depth_choices():
     assert DepthChoices().convert("0, 2,ALL", None, None) == [0, 2, "all"]
     with pytest.raises(click.BadParameter):
         DepthChoices().convert("two", None, None)
-
-
-def _params(**kw):
-    base = {"search_space": None, "trainable_blocks": None, "learning_rate": None,
-            "backbone_learning_rate": None, "dropout": None, "recipe": None}
-    return {**base, **kw}
 
 
 def test_space_value_reads_the_range_mapping_of_config_files():

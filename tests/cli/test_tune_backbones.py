@@ -12,15 +12,11 @@ import kerastl
 from kerastl.cli import main
 from kerastl.cli.tune import backbone_list, search_space
 
+from .helpers import space_params as _params
+
 # Two real architectures, small and random-initialised: the CLI path in seconds.
 TWO = ["--backbone", "mobilenet,mobilenet_v2", "--backbone-kwargs", '{"alpha": 0.35}',
        "--image-size", "32", "--weights", "none"]
-
-
-def _params(**kw):
-    base = {"search_space": None, "trainable_blocks": None, "learning_rate": None,
-            "backbone_learning_rate": None, "dropout": None, "recipe": None}
-    return {**base, **kw}
 
 
 def test_backbone_list_splits_checks_and_refuses_repeats():
