@@ -203,10 +203,14 @@ def top_k_labels(scores: np.ndarray, labels: list, k: int) -> list[list[dict]]:
             for row, idx in zip(scores, order)]
 
 
-def read_labels(*folders) -> list | None:
-    """Returns the lines of the first ``labels.txt`` found in `folders`, or None."""
+def read_labels(*folders, name: str = LABELS_FILE) -> list | None:
+    """Returns the lines of the first labels file `name` found in `folders`, or None.
+
+    Raises:
+        ValueError: The file is larger than `MAX_LABELS_BYTES`.
+    """
     for folder in folders:
-        path = Path(folder) / LABELS_FILE
+        path = Path(folder) / name
         if path.is_file():
             if path.stat().st_size > MAX_LABELS_BYTES:
                 raise ValueError(f"{str(path)!r} is {path.stat().st_size:,} bytes, too large "
@@ -215,7 +219,8 @@ def read_labels(*folders) -> list | None:
     return None
 
 
-def _labels_or_numbers(labels, count: int) -> list:
+def labels_or_numbers(labels, count: int) -> list:
+    """`labels` as strings when there are `count` of them, else ``["0", "1", ...]``."""
     if labels and len(labels) == count:
         return [str(x) for x in labels]
     return [str(i) for i in range(count)]
@@ -235,7 +240,7 @@ def _keras(path: Path) -> Predictor:
     except ValueError:
         task, names, shape = "multiclass", None, tuple(model.input_shape[1:])
     width = 2 if task == "binary" else int(model.output_shape[-1])
-    return Predictor("keras", str(path), shape, task, _labels_or_numbers(names, width),
+    return Predictor("keras", str(path), shape, task, labels_or_numbers(names, width),
                      lambda x: model.predict_on_batch(x))
 
 
@@ -258,7 +263,7 @@ def _saved_model(path: Path) -> Predictor:
         "predictions" if "predictions" in outputs else next(iter(outputs)))
     width = int(outputs[key].shape[-1])
     task = "regression" if key == "predictions" else "multiclass"
-    labels = _labels_or_numbers(read_labels(path, path.parent), width)
+    labels = labels_or_numbers(read_labels(path, path.parent), width)
 
     def run(images):
         return fn(**{input_name: tf.constant(images, spec.dtype)})[key].numpy()
@@ -291,7 +296,7 @@ def _tflite(path: Path) -> Predictor:
     if width is None:
         width = int(run(np.zeros((1, *shape), "float32")).shape[-1])
         width = 2 if task == "binary" and width == 1 else width
-    return Predictor("tflite", str(path), shape, task, _labels_or_numbers(labels, width), run)
+    return Predictor("tflite", str(path), shape, task, labels_or_numbers(labels, width), run)
 
 
 def resolve_artifact(path) -> tuple[str, Path]:

@@ -105,22 +105,17 @@ def from_keras(model, path) -> MultiTaskPredictor:
 
 def _folder_labels(folder: Path, tasks, widths: dict) -> dict:
     """``{task: labels}`` from a version folder's manifest or labels files, else numbers."""
-    from kerastl.predictor import MAX_LABELS_BYTES
+    from kerastl.predictor import MAX_LABELS_BYTES, labels_or_numbers, read_labels
 
     manifest = folder / "manifest.json"
     known = {}
     if manifest.is_file() and manifest.stat().st_size <= MAX_LABELS_BYTES:
         facts = json.loads(manifest.read_text(encoding="utf-8"))
         known = {t: v.get("labels") for t, v in (facts.get("tasks") or {}).items()}
-    out = {}
-    for task in tasks:
-        labels = known.get(task)
-        file = folder / f"labels_{task}.txt"
-        if labels is None and file.is_file() and file.stat().st_size <= MAX_LABELS_BYTES:
-            labels = file.read_text(encoding="utf-8", errors="replace").splitlines()
-        width = widths[task]
-        out[task] = labels if labels and len(labels) == width else [str(i) for i in range(width)]
-    return out
+    return {task: labels_or_numbers(known.get(task) or read_labels(folder,
+                                                                   name=f"labels_{task}.txt"),
+                                    widths[task])
+            for task in tasks}
 
 
 def saved_model_tasks(signature) -> list:

@@ -97,3 +97,21 @@ def test_the_single_output_cli_commands_refuse_a_multitask_model(exported, tmp_p
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     assert "multi-task model (tasks: " in result.output and "healthy" in result.output
+
+
+def test_saved_model_labels_come_from_per_task_files_and_an_oversized_one_is_refused(
+        exported, tmp_path):
+    import shutil
+
+    from kerastl.predictor import MAX_LABELS_BYTES
+
+    root, _ = exported
+    version = tmp_path / "copy"
+    shutil.copytree(_artifacts(root)["saved_model"], version / "saved_model")
+    (version / "labels_species.txt").write_text("ant\nbee\ncat\n")
+    (version / "labels_healthy.txt").write_text("only one line\n")  # wrong count: numbers
+    predictor = kerastl.load_predictor(version / "saved_model")
+    assert predictor.tasks == {"healthy": ["0", "1"], "species": ["ant", "bee", "cat"]}
+    (version / "labels_healthy.txt").write_text("x" * (MAX_LABELS_BYTES + 1))
+    with pytest.raises(ValueError, match="labels_healthy.txt.*too large"):
+        kerastl.load_predictor(version / "saved_model")
