@@ -167,9 +167,10 @@ def load_eval_data(kerastl, spec: str, *, image_size, batch_size: int, split: st
 def load_single_task_predictor(kerastl, model, *, command: str):
     """`kerastl.load_predictor(model)`, refusing a multi-task model with a usage error.
 
-    ``kerastl predict`` and ``kerastl evaluate`` print and score one output; a
-    multi-task model has one per task, so it is refused clearly rather than
-    read as if it had one.
+    ``kerastl evaluate`` scores one output against one labelled folder; a
+    multi-task model has one output per task (and its labels come from one
+    folder per task), so it is refused clearly rather than read as if it had
+    one. (``kerastl predict`` prints every task's top-k.)
     """
     predictor = kerastl.load_predictor(model)
     tasks = getattr(predictor, "tasks", None)

@@ -1,6 +1,7 @@
 """``kerastl predict MODEL IMAGE...``: top-k labels of images, with any model format.
 
-A thin caller of `kerastl.load_predictor`: images are decoded as in training,
+A thin caller of `kerastl.load_predictor` (multi-task models: top-k per task):
+images are decoded as in training,
 files that cannot be used are skipped and listed (stderr, and ``skipped`` in
 ``--json``), and every label or file name is printed escaped and clipped.
 """
@@ -10,21 +11,26 @@ from __future__ import annotations
 import click
 
 from kerastl.cli.common import Output, import_kerastl, output_options, safe_field
-from kerastl.cli.loading import load_single_task_predictor
 
 BATCH = 32
 MAX_LISTED_SKIPPED = 20
+
+
+def _best(top_k: list[dict]) -> str:
+    return ", ".join(f"{safe_field(p['label'])} {p['score']:.3f}" for p in top_k)
 
 
 def _text(records: list[dict], regression: bool) -> str:
     lines = []
     for r in records:
         name = safe_field(r["image"], 500)
-        if regression:
+        if "tasks" in r:
+            lines.append(f"{name}: " + " | ".join(f"{safe_field(t)}: {_best(best)}"
+                                                   for t, best in r["tasks"].items()))
+        elif regression:
             lines.append(f"{name}: {', '.join(f'{v:.4g}' for v in r['predictions'])}")
         else:
-            best = ", ".join(f"{safe_field(p['label'])} {p['score']:.3f}" for p in r["top_k"])
-            lines.append(f"{name}: {best}")
+            lines.append(f"{name}: {_best(r['top_k'])}")
     return "\n".join(lines)
 
 
@@ -32,6 +38,11 @@ def _quiet(records: list[dict], regression: bool) -> str:
     lines = []
     for r in records:
         fields = [safe_field(r["image"], 500)]
+        if "tasks" in r:  # one line per image and task: image, task, label/score pairs
+            lines += ["\t".join(fields + [safe_field(t)] + [
+                v for p in best for v in (safe_field(p["label"]), f"{p['score']:.4f}")])
+                for t, best in r["tasks"].items()]
+            continue
         if regression:
             fields.append(",".join(f"{v:.6g}" for v in r["predictions"]))
         else:
@@ -68,7 +79,9 @@ def predict_command(model, images, *, top_k: int, out: Output):
     newest version); the first status line names the file that runs. IMAGE
     is an image file or a folder of them, decoded as in training and resized
     to the model's input size; files that cannot be read, or with more than
-    89,478,485 pixels, are skipped and listed.
+    89,478,485 pixels, are skipped and listed. A multi-task model prints
+    the top-k labels of every task (``tasks`` per image in --json; with
+    --quiet one line per image and task).
 
     \b
     Examples:
@@ -78,27 +91,48 @@ def predict_command(model, images, *, top_k: int, out: Output):
     """
     kerastl = import_kerastl(debug=out.debug)
     files = kerastl.predictor.image_files(images)
-    predictor = load_single_task_predictor(kerastl, model, command="predict")
+    predictor = kerastl.load_predictor(model)
     out.status(f"Model: {predictor.path} ({predictor.kind})")
-    paths, rows, skipped = [], [], []
+    paths, parts, skipped = [], [], []
     with out.progress(range(0, len(files), BATCH), label="Predicting") as starts:
         for start in starts:
             result = predictor.predict_files(files[start:start + BATCH], batch_size=BATCH)
             paths += result.paths
-            rows += list(result.scores)
+            parts.append(result.scores)
             skipped += result.skipped
     _report_skipped(skipped, out)
     if not paths:
         raise ValueError(f"None of the {len(files)} image file(s) could be read (listed above).")
     regression = predictor.task == "regression"
-    records = []
-    for path, row in zip(paths, rows):
-        if regression:
-            records.append({"image": path, "predictions": [float(v) for v in row]})
-        else:
-            best = kerastl.predictor.top_k_labels(row[None], predictor.labels, top_k)[0]
-            records.append({"image": path, "top_k": best})
+    records = _records(kerastl, predictor, paths, _concatenate(parts), top_k)
     data = {"model": str(model), "artifact": predictor.path, "format": predictor.kind,
             "predictions": records,
             "skipped": [{"image": p, "reason": r} for p, r in skipped]}
     out.result(data, _text(records, regression), quiet_text=_quiet(records, regression))
+
+
+def _concatenate(parts: list):
+    """The batches' scores as one array, or one per task (a multi-task model's dicts)."""
+    import numpy as np  # here: the CLI starts without numpy
+
+    if isinstance(parts[0], dict):
+        return {t: np.concatenate([p[t] for p in parts]) for t in parts[0]}
+    return np.concatenate(parts)
+
+
+def _records(kerastl, predictor, paths, scores, top_k: int) -> list[dict]:
+    """One record per image: its top-k labels (per task for a multi-task model)."""
+    tasks = getattr(predictor, "tasks", None)
+    if tasks:
+        best = {t: kerastl.predictor.top_k_labels(scores[t], labels, top_k)
+                for t, labels in tasks.items()}
+        return [{"image": path, "tasks": {t: best[t][i] for t in tasks}}
+                for i, path in enumerate(paths)]
+    records = []
+    for path, row in zip(paths, scores):
+        if predictor.task == "regression":
+            records.append({"image": path, "predictions": [float(v) for v in row]})
+        else:
+            best = kerastl.predictor.top_k_labels(row[None], predictor.labels, top_k)[0]
+            records.append({"image": path, "top_k": best})
+    return records

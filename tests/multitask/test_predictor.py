@@ -83,20 +83,47 @@ def test_kerastl_load_of_a_multitask_export_returns_the_dict_output_model(export
         assert_float32_close(got[task], np.asarray(value), depth=6, terms=72)
 
 
-@pytest.mark.parametrize("command", ["predict", "evaluate"])
-def test_the_single_output_cli_commands_refuse_a_multitask_model(exported, tmp_path, command):
+def test_kerastl_evaluate_refuses_a_multitask_model(exported, tmp_path):
     from click.testing import CliRunner
 
     from kerastl.cli import main
 
     root, _ = exported
     folder = make_image_folder(tmp_path / "photos", classes=("a", "b"), per_class=2, size=32)
-    args = ([command, str(root / "saved" / "1" / "model.keras"), str(folder / "a")]
-            if command == "predict" else
-            [command, str(root / "saved" / "1" / "model.keras"), str(folder)])
-    result = CliRunner().invoke(main, args)
+    result = CliRunner().invoke(main, ["evaluate", str(root / "saved" / "1" / "model.keras"),
+                                       str(folder)])
     assert result.exit_code == 2, result.output
     assert "multi-task model (tasks: " in result.output and "healthy" in result.output
+
+
+def test_kerastl_predict_prints_the_top_k_of_every_task(exported, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from kerastl.cli import main
+
+    root, model = exported
+    folder = make_image_folder(tmp_path / "photos", classes=("a",), per_class=2, size=32)
+    path = str(root / "saved" / "1" / "model.keras")
+    result = CliRunner().invoke(main, ["predict", path, str(folder / "a"), "--top-k", "2",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)["predictions"]
+    expected = kerastl.load_predictor(path).top_k(sorted((folder / "a").iterdir()), k=2)
+    assert len(records) == 2
+    for i, record in enumerate(records):
+        assert sorted(record["tasks"]) == ["healthy", "species"]
+        for task, best in record["tasks"].items():
+            assert [p["label"] for p in best] == [p["label"] for p in expected[task][i]]
+            assert len(best) == 2
+    text = CliRunner().invoke(main, ["predict", path, str(folder / "a"), "-k", "1"])
+    assert text.exit_code == 0 and text.stdout.count(" | ") == 2, text.output
+    assert "healthy: " in text.stdout and "species: " in text.stdout
+    quiet = CliRunner().invoke(main, ["predict", path, str(folder / "a"), "-k", "1", "--quiet"])
+    rows = [line.split("\t") for line in quiet.stdout.splitlines()]
+    assert sorted(r[1] for r in rows) == ["healthy", "healthy", "species", "species"]
+    assert all(len(r) == 4 for r in rows)
 
 
 def test_saved_model_labels_come_from_per_task_files_and_an_oversized_one_is_refused(
