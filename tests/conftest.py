@@ -21,6 +21,44 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    for path, parse in (("/sys/fs/cgroup/cpu.max", lambda t: t.split()),
+                        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", lambda t: [t.strip(), None])):
+        try:
+            quota, period = parse(Path(path).read_text())
+            if period is None:
+                period = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if quota not in ("max", "-1"):
+            count = min(count, max(1, int(int(quota) // int(period))))
+        break
+    return max(1, count)
+
+
+def _share_cpus_between_workers() -> None:
+    """Gives each pytest-xdist worker's TensorFlow its share of the CPUs.
+
+    TensorFlow sizes its thread pools to every core of the machine, so two
+    workers on two cores each run twice as many busy (spin-waiting) threads as
+    there are cores. Set before TensorFlow is imported; subprocesses started by
+    tests inherit it; a value already in the environment wins.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+    if workers < 1:
+        return
+    share = str(max(1, available_cpus() // workers))
+    for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(name, share)
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", share)
+
+
+_share_cpus_between_workers()
+
+
 def _seed_keras_home() -> None:
     assets = os.environ.get("KERASTL_ASSETS")
     if not assets or os.environ.get("KERAS_HOME"):
