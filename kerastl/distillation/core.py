@@ -23,7 +23,7 @@ from kerastl.model import model_spec
 from kerastl.training.cache import FeatureCache
 from kerastl.training.checkpoint import Checkpoint
 # The stage loop of kerastl.fit (checkpoints, keep-a-stage rule), with its runner.
-from kerastl.training.fitting import _run as fit_stages
+from kerastl.training.selection import run_stages as fit_stages
 from kerastl.training.fitting import compile_for_evaluation
 from kerastl.training.inputs import Data
 from kerastl.training.options import check_callbacks

@@ -38,7 +38,7 @@ from kerastl.training.callbacks import BestWeights
 from kerastl.training.checkpoint import backup_callback
 from kerastl.training.optim import make_optimizer
 from kerastl.training.report import StageReport
-from kerastl.training.stage import _keras_verbose
+from kerastl.training.stage import keras_verbose
 
 # FeatureCache namespace of the student's activations on the views.
 NAMESPACE = "kerastl.distill views"
@@ -73,7 +73,8 @@ class Run:
     monitor: str
     cache: object            # kerastl.training.FeatureCache
     fit_report: object = None
-    # What kerastl.training.fit's stage loop (`_run`) and its head refit read of a context.
+    # What kerastl.training.fit's stage loop (`kerastl.training.selection.run_stages`)
+    # and its head refit read of a context.
     task = "multiclass"
     class_weights = None
 
@@ -261,7 +262,7 @@ def run_distill(run: Run, index: int, stage) -> StageReport:
         distiller.fit(distribute.prepare_dataset(train, run.strategy, training=True),
                       validation_data=None if val is None else distribute.prepare_dataset(
                           val, run.strategy, training=False),
-                      epochs=stage.epochs, verbose=_keras_verbose(opts.verbose),
+                      epochs=stage.epochs, verbose=keras_verbose(opts.verbose),
                       callbacks=callbacks, shuffle=False)  # the dataset shuffles itself
     report.train_seconds = time.perf_counter() - start
     here = len(getattr(distiller.history, "epoch", []) or [])

@@ -13,15 +13,15 @@ from kerastl.freezing import check_trainable_blocks
 from kerastl.layers import task_loss, task_metrics
 from kerastl.model import get_blocks, get_head, model_info, model_spec
 from kerastl.training.cache import DEFAULT_MEMORY_LIMIT, FeatureCache
-from kerastl.training.callbacks import is_better
 from kerastl.training.checkpoint import Checkpoint
 from kerastl.training.inputs import as_data, check_inputs, class_weight_vector, label_transform
 from kerastl.training.inputs import loss_and_metrics
-from kerastl.training.options import check_callbacks, check_options
+from kerastl.training.options import (DEFAULT_FINE_TUNE_INTERPOLATION, check_callbacks,
+                                      check_options)
 from kerastl.training.recipes import plan_stages, resolve_recipe
 from kerastl.training.report import FitReport
-from kerastl.training.stage import (AUGMENTATION_LAYER, Context, default_augmenter,
-                                    refit_linear_head, run_stage)
+from kerastl.training.selection import run_stages
+from kerastl.training.stage import AUGMENTATION_LAYER, Context, default_augmenter, run_stage
 
 
 def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_solver="auto",
@@ -32,7 +32,8 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
         cache_memory_limit=DEFAULT_MEMORY_LIMIT, label_smoothing=0.1, weight_decay=0.0,
         class_weight=None, early_stopping=True, callbacks=None, checkpoint_dir=None,
         dtype_policy=None, jit_compile=False, strategy=None, bn_training=False,
-        seed=None, verbose=1, mixed_precision=None) -> FitReport:
+        fine_tune_interpolation=DEFAULT_FINE_TUNE_INTERPOLATION, seed=None, verbose=1,
+        mixed_precision=None) -> FitReport:
     """Trains a model from `kerastl.build` with a transfer-learning recipe.
 
     Stages whose backbone is frozen train on cached features: the backbone
@@ -120,6 +121,15 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
         strategy: A `tf.distribute.Strategy` or a `kerastl.distribute.get_strategy`
             kind (default: the strategy the model was built in).
         bn_training: Let BatchNormalization layers of trainable blocks train.
+        fine_tune_interpolation: Where a fine-tuning stage that follows the head
+            ends, between its starting weights (0) and its fine-tuned weights
+            (1): every trained variable becomes ``(1 - a) * start + a *
+            fine_tuned`` (WiSE-FT, Wortsman et al. 2022), and that is what is
+            scored on validation and kept or discarded. A float in (0, 1];
+            default 1.0, the fine-tuned weights (0.5 was measured worse on
+            both datasets: benchmarks/README.md, "fine-tuning study"). Stages
+            of `peft` and the ``"fine_tune"`` recipe's single stage (a new
+            head) are never mixed. ``StageReport.interpolation`` records it.
         seed: Seed of weights, shuffling and augmentation (reproducible runs).
         verbose: 0 (silent), 1 (progress bars and the stage table), 2 (one line per epoch).
         mixed_precision: Deprecated name of `dtype_policy`.
@@ -150,7 +160,7 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
         cache_memory_limit=cache_memory_limit, label_smoothing=label_smoothing,
         weight_decay=weight_decay, early_stopping=early_stopping, checkpoint_dir=checkpoint_dir,
         dtype_policy=dtype_policy, jit_compile=jit_compile, bn_training=bn_training,
-        seed=seed, verbose=verbose)
+        fine_tune_interpolation=fine_tune_interpolation, seed=seed, verbose=verbose)
     if isinstance(train, dict):  # one dataset per task: a multi-task model
         from kerastl.multitask.fit import fit_with_options
 
@@ -173,7 +183,7 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
     ctx, stages, report = _setup(model, info, train, validation_data, opts, feature_cache,
                                  strategy, user_callbacks, class_weight, known, peft_run)
     with _dtype_policy(model, opts.dtype_policy):
-        _run(ctx, stages, report, run_stage if peft_run is None else peft_run.run)
+        run_stages(ctx, stages, report, runner=run_stage if peft_run is None else peft_run.run)
     _compile_for_evaluation(model, info, strategy)
     report.seconds = time.perf_counter() - started
     report.backbone_batches = ctx.cache.backbone_batches if ctx.cache else 0
@@ -281,7 +291,8 @@ def _labels(data):
 def _plan(recipe, stages, opts, model) -> dict:
     plan = {"recipe": recipe, "model": model.name, "stages": [s.to_dict() for s in stages],
             "augment_passes": opts.augment_passes, "cache_features": opts.cache_features,
-            "head_solver": opts.head_solver}
+            "head_solver": opts.head_solver,
+            "fine_tune_interpolation": opts.fine_tune_interpolation}
     peft = getattr(model, "_kerastl_peft", None)  # kerastl.peft.apply's setting
     return plan if peft is None else dict(plan, peft=peft.to_dict())
 
@@ -299,78 +310,6 @@ def _augmenter(model, opts):
 def _loss_scale(model, opts) -> bool:
     policy = opts.dtype_policy or model.dtype_policy.name
     return policy == "mixed_float16"
-
-
-def _run(ctx, stages, report, runner=run_stage):
-    best, best_stage, best_weights = None, None, None
-    if ctx.checkpoint is not None:
-        saved = ctx.checkpoint.load_best()
-        if saved is not None:
-            best, best_stage, best_weights = saved
-    _warm_cache(ctx, [s for i, s in enumerate(stages)
-                      if ctx.checkpoint is None or ctx.checkpoint.finished(i) is None])
-    for index, stage in enumerate(stages):
-        done = ctx.checkpoint.finished(index) if ctx.checkpoint else None
-        if done is not None:
-            ctx.checkpoint.restore_stage(ctx.model, index)
-            report.stages.append(done)
-            continue
-        stage_report = runner(ctx, index, stage)
-        report.stages.append(stage_report)
-        report.num_examples = ctx.train.num_examples
-        if ctx.validation is None or _keeps(ctx, stage_report.best, best):
-            best, best_stage, best_weights = stage_report.best, index, ctx.model.get_weights()
-            if ctx.checkpoint is not None:
-                ctx.checkpoint.save_best(best_weights, best, index)
-        if ctx.checkpoint is not None:
-            ctx.checkpoint.finish_stage(ctx.model, index, stage_report)
-    if best_weights is not None and best_stage != len(stages) - 1:
-        ctx.model.set_weights(best_weights)
-    report.best, report.best_stage = dict(best or {}), best_stage
-    kept = report.stages[best_stage] if best_stage is not None else None
-    if (ctx.options.refit_head and kept is not None and kept.solver == "linear"
-            and ctx.validation is not None and not kept.refit_on):
-        refit_linear_head(ctx, kept)
-
-
-def _keeps(ctx, logs, best) -> bool:
-    """Whether a stage's best metrics replace the earlier stages' (see `kerastl.fit`).
-
-    A later stage must beat the earlier ones by more than one validation
-    example on an accuracy: a single example is within the noise of the
-    choice (the stage's best epoch was itself picked on those examples), and
-    a fine-tuning that does not clearly beat the head is not worth its risk.
-    Loss monitors need a strict improvement (no tie-break).
-    """
-    if best is None:
-        return is_better(logs, None, ctx.monitor)
-    if not is_better(logs, best, ctx.monitor):
-        return False
-    if not ctx.monitor.endswith("accuracy"):
-        return True
-    count = ctx.validation.num_examples or 0
-    gain = float(logs[ctx.monitor]) - float(best[ctx.monitor])
-    if not count:
-        return True
-    # In examples: 2 or more. Half an example absorbs float32 rounding of the
-    # metrics and a count that is an upper bound (a dataset's last batch).
-    return gain * count > 1.5
-
-
-def _warm_cache(ctx, stages):
-    """Fills the cache at the most upstream cut of the run, so later cuts derive from it."""
-    cuts = [ctx.cut_for(s.trainable_blocks)[0] for s in stages]
-    cuts = [c for c in cuts if c is not None]
-    if not cuts:
-        return
-    first = cuts[0]
-    for cut in cuts[1:]:
-        if cut.upstream_of(first):
-            first = cut
-    if first is not cuts[0]:
-        start = time.perf_counter()
-        ctx.cached(first)
-        ctx.warm_seconds = time.perf_counter() - start
 
 
 def compile_for_evaluation(model, *, strategy=None):

@@ -18,10 +18,11 @@ Recipes:
   blocks per stage (three groups up to `trainable_blocks`).
 * ``"auto"``: decided from the data, not from a size threshold. With
   validation data it is ``"two_stage"``: the head (fitted in closed form on
-  cached features, its regularisation chosen on validation), then a
-  fine-tuning stage that `kerastl.fit` keeps only when it scores strictly
-  better than the head on the validation data (otherwise the head's weights
-  are restored). Without validation data nothing could judge a fine-tuning
+  cached features, its regularisation chosen by cross-validation), then a
+  fine-tuning stage that `kerastl.fit` keeps only when it beats the head on
+  the validation data by at least two examples
+  (`kerastl.training.selection.keeps`; otherwise the head's weights are
+  restored). Without validation data nothing could judge a fine-tuning
   stage, so it is ``"feature_extraction"`` (the head chosen by k-fold
   cross-validation). Backbones that cannot be partly unfrozen (TF Hub) get
   ``"feature_extraction"``.

@@ -40,6 +40,11 @@ class StageReport:
         selected_on: What chose the stage's weights: ``"validation"`` (best
             epoch or strength on the validation data), ``"<k>-fold
             cross-validation"`` (on the training data), or ``"none: ..."``.
+        interpolation: The `fine_tune_interpolation` the stage ended at (its
+            weights ``(1 - a) * start + a * fine-tuned``; the validation metrics
+            in `best` are the interpolated weights'), or None (as trained).
+        fine_tuned_best: With `interpolation`: the metrics of the fine-tuned
+            weights before the interpolation.
         refit_on: ``"training + validation data"`` when the kept linear head
             was refitted on both after every choice was made (its `best`
             metrics are from before the refit), else None.
@@ -68,6 +73,8 @@ class StageReport:
     l2: float | None = None
     l2_scores: dict = dataclasses.field(default_factory=dict)
     selected_on: str | None = None
+    interpolation: float | None = None
+    fine_tuned_best: dict = dataclasses.field(default_factory=dict)
     refit_on: str | None = None
 
     @property
@@ -145,7 +152,8 @@ class FitReport:
         for s in self.stages:
             value = s.best.get(metric)
             epochs = (f"l2={s.l2:.3g}" if s.solver == "linear"
-                      else f"{s.epochs_run}/{s.epochs}" + (f" ({s.stopped})" if s.stopped else ""))
+                      else f"{s.epochs_run}/{s.epochs}" + (f" ({s.stopped})" if s.stopped else "")
+                      + (f", mixed {s.interpolation:g}" if s.interpolation else ""))
             rows.append((s.name, str(s.trainable_blocks), s.cached or "-", epochs,
                          "-" if value is None else f"{value:.4f}", f"{s.seconds:.1f}",
                          f"{s.images_per_second:.0f}"))

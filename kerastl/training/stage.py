@@ -85,8 +85,23 @@ class Context:
         return train, val
 
 
-def _keras_verbose(verbose: int) -> int:
-    """Keras's verbose: 1 is a progress bar in a terminal and one line per epoch elsewhere."""
+def keras_verbose(verbose: int) -> int:
+    """Returns the ``verbose`` to pass to `keras.Model.fit` for kerastl's `verbose`.
+
+    kerastl's 1 is a progress bar in a terminal; Keras's progress bar writes
+    a line per step to a file or a pipe, so there it becomes Keras's 2 (one
+    line per epoch). 0 and 2 are passed through.
+
+    Args:
+        verbose: 0, 1 or 2 (`kerastl.fit`'s `verbose`).
+
+    Returns:
+        Keras's ``verbose``.
+
+    Example:
+        >>> kerastl.training.stage.keras_verbose(0)
+        0
+    """
     if verbose == 1 and not sys.stdout.isatty():
         return 2
     return verbose
@@ -198,10 +213,12 @@ def run_stage(ctx: Context, index: int, stage: Stage, *, set_trainable=None) -> 
               f"{stage.epochs} epochs, lr {stage.learning_rate:g}"
               + (f", cached {mode} ({cache_seconds:.1f} s)" if mode else "")
               + (f" [{note}]" if note and opts.verbose else ""))
+    alpha = _interpolation(ctx, index, depth, set_trainable)
+    start_weights = None if alpha is None else _values(model.trainable_weights)
     start = time.perf_counter()
     model.fit(_prepare(train_ds, ctx, training=True),
               validation_data=None if val_ds is None else _prepare(val_ds, ctx, training=False),
-              epochs=stage.epochs, verbose=_keras_verbose(opts.verbose),
+              epochs=stage.epochs, verbose=keras_verbose(opts.verbose),
               callbacks=callbacks, shuffle=False)  # the datasets shuffle themselves
     report.train_seconds = time.perf_counter() - start
     here = _epochs_here(model)
@@ -211,7 +228,59 @@ def run_stage(ctx: Context, index: int, stage: Stage, *, set_trainable=None) -> 
     report.stopped = best.stopped
     seen = (n or 0) * here
     report.images_per_second = seen / report.train_seconds if report.train_seconds else 0.0
+    if alpha is not None:
+        _interpolate(ctx, model, start_weights, alpha, val_ds, report)
     return report
+
+
+def _interpolation(ctx: Context, index: int, depth: int, set_trainable) -> float | None:
+    """The `fine_tune_interpolation` of a stage, or None when its weights stay as trained.
+
+    It applies to stages after the first that train named backbone blocks:
+    they start from a trained head (the first stage may start from a new
+    one), and `kerastl.peft` stages keep their own update.
+    """
+    alpha = ctx.options.fine_tune_interpolation
+    if index == 0 or depth == 0 or set_trainable is not None or alpha == 1.0:
+        return None
+    return alpha
+
+
+def interpolate_weights(start, end, alpha: float) -> list:
+    """Returns ``(1 - alpha) * start + alpha * end`` per array (WiSE-FT's weight-space mix).
+
+    Args:
+        start: Arrays at the start of fine-tuning.
+        end: The fine-tuned arrays (same shapes).
+        alpha: Weight of `end`, in (0, 1].
+
+    Returns:
+        The mixed arrays, in `end`'s dtypes.
+
+    Example:
+        >>> kerastl.training.stage.interpolate_weights([np.zeros(2)], [np.ones(2)], 0.5)
+        [array([0.5, 0.5])]
+    """
+    return [((1.0 - alpha) * np.asarray(s, "float64") + alpha * np.asarray(e, "float64"))
+            .astype(np.asarray(e).dtype) for s, e in zip(start, end)]
+
+
+def _values(variables) -> list:
+    return [keras.ops.convert_to_numpy(v) for v in variables]
+
+
+def _interpolate(ctx: Context, model, start_weights, alpha, val_ds, report) -> None:
+    """Moves the trained variables to the interpolation and scores it on validation data."""
+    variables = model.trainable_weights
+    mixed = interpolate_weights(start_weights, _values(variables), alpha)
+    for variable, value in zip(variables, mixed):
+        variable.assign(value)
+    report.interpolation = alpha
+    report.fine_tuned_best = dict(report.best)
+    if val_ds is None:
+        return
+    logs = model.evaluate(_prepare(val_ds, ctx, training=False), verbose=0, return_dict=True)
+    report.best = dict(report.best, **{"val_" + k: float(v) for k, v in logs.items()})
 
 
 def run_linear_head(ctx: Context, stage: Stage) -> StageReport:
@@ -309,5 +378,5 @@ def _epochs_here(model) -> int:
     return len(getattr(history, "epoch", []) or [])
 
 
-__all__ = ["Context", "default_augmenter", "linear_head_possible", "refit_linear_head",
-           "run_linear_head", "run_stage"]
+__all__ = ["Context", "default_augmenter", "interpolate_weights", "keras_verbose",
+           "linear_head_possible", "refit_linear_head", "run_linear_head", "run_stage"]

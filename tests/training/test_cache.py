@@ -171,7 +171,7 @@ def test_cache_progress_is_one_line_outside_a_terminal(capsys):
 
 
 def test_epochs_print_a_line_each_outside_a_terminal():
-    from kerastl.training.stage import _keras_verbose
+    from kerastl.training.stage import keras_verbose
 
     # pytest captures stdout: not a terminal.
-    assert _keras_verbose(1) == 2 and _keras_verbose(0) == 0 and _keras_verbose(2) == 2
+    assert keras_verbose(1) == 2 and keras_verbose(0) == 0 and keras_verbose(2) == 2

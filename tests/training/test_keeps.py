@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from kerastl.training.fitting import _keeps
+from kerastl.training.selection import keeps as _keeps
 
 
 def _ctx(count, monitor="val_accuracy"):
