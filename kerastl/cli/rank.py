@@ -34,6 +34,10 @@ DEFAULT_IMAGE_SIZE = 224
                    "Example: --margin 0.1")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images per backbone batch. Example: --batch-size 64")
+@click.option("--max-per-class", type=click.IntRange(min=1), default=None,
+              help="Rank on a seeded sample of at most this many images per class (the "
+                   "same sample for every candidate; default every image). "
+                   "Example: --max-per-class 20")
 @click.option("--validation-split", type=click.FloatRange(0.0, 1.0, min_open=True,
                                                           max_open=True), default=None,
               help="Fraction held out as validation (both splits are scored; a test/ "
@@ -60,6 +64,7 @@ def rank_command(*, out: Output, **params):
       kerastl rank photos/ --candidates mobilenet_v2,mobilenet
       kerastl rank photos/ --candidates 'mobilenet_v2@96,mobilenet_v2@224' --json
       kerastl rank photos/ --candidates mobilenet_v2,hub:/models/mnv2 --metric linear_probe
+      kerastl rank big_photos/ --candidates mobilenet_v2,mobilenet --max-per-class 20
     """
     spec = check_data_spec(params["data"])
     kerastl = import_kerastl(debug=out.debug)
@@ -77,6 +82,7 @@ def rank_command(*, out: Output, **params):
     with out.working():
         ranking = rank_backbones(data, candidates, image_size=params["image_size"],
                                  metric=params["metric"], reference=params["reference"],
-                                 margin=params["margin"], seed=params["seed"])
+                                 margin=params["margin"],
+                                 max_per_class=params["max_per_class"], seed=params["seed"])
     out.result(ranking.to_dict(), str(ranking),
                quiet_text="\n".join(f"{r.name}\t{r.score:.6g}" for r in ranking.rows))

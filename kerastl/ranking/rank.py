@@ -59,6 +59,65 @@ def _data_splits(data, image_size):
                     f"Received: data={type(data).__name__}")
 
 
+def sample_per_class(batches, max_per_class: int, seed: int):
+    """``(images, labels)`` arrays: a seeded uniform choice of at most `max_per_class` per class.
+
+    Reservoir sampling (Vitter's algorithm R) per class over ``(images,
+    labels)`` batches, read once: memory for the sample only.
+
+    Example:
+        >>> x, y = kerastl.ranking.rank.sample_per_class([(images, labels)], 10, seed=0)
+    """
+    rng = np.random.default_rng(seed)
+    kept, seen = {}, {}
+    for batch in batches:
+        labels = np.asarray(batch[1])
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError("`max_per_class` needs integer class labels (a multiclass "
+                             f"task). Received: labels of shape {labels.shape[1:]} and "
+                             f"dtype {labels.dtype}")
+        for image, label in zip(np.asarray(batch[0]), labels.tolist()):
+            count = seen.get(label, 0)
+            seen[label] = count + 1
+            slot = count if count < max_per_class else int(rng.integers(0, count + 1))
+            if slot < max_per_class:
+                pool = kept.setdefault(label, [])
+                if slot < len(pool):
+                    pool[slot] = image
+                else:
+                    pool.append(image)
+    classes = sorted(kept)
+    x = np.stack([image for c in classes for image in kept[c]])
+    y = np.concatenate([np.full(len(kept[c]), c, "int64") for c in classes])
+    return x, y
+
+
+def per_class_sample(splits, max_per_class: int, seed: int):
+    """The labelled splits cut to at most `max_per_class` images of each class.
+
+    Every split is read once (`sample_per_class` over all splits together);
+    the sample is one array dataset, which every candidate then reads (and
+    caches) instead of the full data.
+
+    Args:
+        splits: ``[(dataset, source)]`` of ``(images, integer labels)`` batches.
+        max_per_class: Images kept per class at most.
+        seed: Seed of the choice.
+
+    Returns:
+        ``[(dataset, dataset)]``: one split, the sample.
+
+    Raises:
+        ValueError: Labels that are not integer classes.
+    """
+    import tensorflow as tf
+
+    x, y = sample_per_class((batch for dataset, _ in splits for batch in dataset),
+                            max_per_class, seed)
+    sample = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    return [(sample, sample)]
+
+
 def _resized(dataset, size):
     import tensorflow as tf
 
@@ -182,12 +241,14 @@ def _check_transfer(rows, margin) -> list[str]:
 
 def rank_backbones(data, candidates, *, image_size=None, metric: str = "logme",
                    reference: bool = True, margin: float = DEFAULT_MARGIN,
-                   feature_cache=None, seed: int = 0) -> BackboneRanking:
+                   max_per_class=None, feature_cache=None, seed: int = 0) -> BackboneRanking:
     """Scores each candidate backbone's frozen features on the data, best first.
 
     Nothing is fine-tuned: each backbone runs once over the labelled images
     (training + validation; never a test split), and the score says how well
-    a linear model on its features explains the labels.
+    a linear model on its features explains the labels. On a large dataset,
+    `max_per_class` ranks on a sample: the ranking's cost then stops growing
+    with the data while the fine-tuning it saves does not.
 
     Args:
         data: A `kerastl.data.ImageData` (its train and validation splits), an
@@ -204,8 +265,13 @@ def rank_backbones(data, candidates, *, image_size=None, metric: str = "logme",
         margin: How much (in the metric's units) a pretrained candidate must
             beat the reference by; otherwise it is marked as possible negative
             transfer.
+        max_per_class: None (every labelled image), or score every candidate
+            on the same seeded sample of at most this many images per class
+            (integer class labels only; the sample is drawn once, over
+            training and validation images together).
         feature_cache: A `kerastl.training.FeatureCache` to reuse (and fill).
-        seed: Seed of random initialisation and of the linear probe's folds.
+        seed: Seed of random initialisation, of the linear probe's folds and
+            of the `max_per_class` sample.
 
     Returns:
         A `kerastl.ranking.BackboneRanking` (prints as a table).
@@ -226,12 +292,16 @@ def rank_backbones(data, candidates, *, image_size=None, metric: str = "logme",
     seed = check_int("seed", seed, minimum=0)
     if image_size is not None:
         image_size = check_int("image_size", image_size, minimum=1)
+    if max_per_class is not None:
+        max_per_class = check_int("max_per_class", max_per_class, minimum=1)
     if feature_cache is not None and not isinstance(feature_cache, FeatureCache):
         raise ValueError("`feature_cache` must be a kerastl.training.FeatureCache or None. "
                          f"Received: feature_cache={feature_cache!r}")
     cache = feature_cache if feature_cache is not None else FeatureCache()
     splits, data_size = _data_splits(data, image_size)
     items = _resolve(candidates, image_size, data_size)
+    if max_per_class is not None:
+        splits = per_class_sample(splits, max_per_class, seed)
     rows = [_score_row(c, splits, cache, metric, seed) for c in items]
     ref = _reference(rows, items) if reference else None
     if ref is not None:
