@@ -28,7 +28,9 @@ validation folder, used only to report):
 and, per rule, what ``auto`` returns under it: the variant when it beats
 the head on validation by >= 2 images (the same margin as
 `kerastl.fit`), else ``head_refit``. The ``auto_*_tta`` rules compare and
-predict with flip averaging throughout (head included).
+predict with flip averaging throughout (head included); ``auto_headtta``
+flip-averages the head only: the plain fine-tuning must beat the
+flip-averaged head by >= 2 validation images, else ``head_refit_tta``.
 
 The trajectory is recorded through `kerastl.fit`'s public ``callbacks``
 hook (on a cached stage the callback's model is the trained top part) and
@@ -36,10 +38,13 @@ scored on activations of the frozen prefix computed once per dataset with
 `kerastl.training.graph.segment` (the prefix is the same pretrained
 weights at every point).
 
-Usage:
+Usage (the README's runs):
   KERASTL_ASSETS=../shared/assets python benchmarks/finetune_study.py \
-      --datasets cats_and_dogs_filtered --sizes 25,50 --seeds 0-5 \
-      --results benchmarks/results/finetune_study.jsonl
+      --datasets cats_and_dogs_filtered --sizes 25,50 --seeds 0-5
+  KERASTL_ASSETS=../shared/assets python benchmarks/finetune_study.py \
+      --datasets cats_and_dogs_filtered --sizes 100,all --seeds 0-2
+  KERASTL_ASSETS=../shared/assets python benchmarks/finetune_study.py \
+      --datasets flowers_kaggle_227 --sizes 50,100,all --seeds 0-5
 
 Points already in --results are skipped (run it in parts). Prints one JSON
 line per point and a table of mean ± std test accuracy per rule.
@@ -65,8 +70,9 @@ DEPTH = 4  # kerastl.fit's default unfreeze depth (kerastl.training.recipes)
 # The trajectory is the plain fine-tuning: every variant is made from it here.
 PLAIN = {"fine_tune_interpolation": 1.0}
 VARIANTS = ("ft", "ft_last", "wise", "wise_last", "ema", "ema_2ep")
-TABLE = ("probe_cv", "head_refit", "ft", "wise", "ema", "auto", "auto_wise", "auto_wise_last",
-         "auto_ema", "auto_ema_2ep", "auto_tta", "auto_wise_tta")
+TABLE = ("probe_cv", "head_refit", "head_refit_tta", "ft", "ft_tta", "wise", "ema", "ema_2ep",
+         "auto", "auto_wise", "auto_ema", "auto_ema_2ep", "auto_tta", "auto_headtta")
+KEPT = ("auto", "auto_wise", "auto_ema", "auto_ema_2ep", "auto_tta", "auto_headtta")
 
 
 def _recorder(keras, steps_per_epoch):
@@ -215,17 +221,24 @@ def _seeds(text):
     return [int(s) for s in text.split(",")]
 
 
+def _head_tta_rule(r) -> dict:
+    """``auto_headtta`` from a point's record (validation counts decide, as in `_point`)."""
+    n = r["n_val"]
+    keep = round(r["val_ft"] * n) - round(r["val_head_tta"] * n) >= 2
+    return {"auto_headtta": r["ft"] if keep else r["head_refit_tta"],
+            "auto_headtta_kept": keep}
+
+
 def _table(records):
     groups = collections.defaultdict(list)
     for r in records:
-        groups[r["dataset"], str(r["size"])].append(r)
-    lines = ["| dataset | per class | seeds | " + " | ".join(TABLE) + " | kept: ft / wise / ema |",
-             "|---" * (len(TABLE) + 4) + "|"]
+        groups[r["dataset"], str(r["size"])].append(dict(r, **_head_tta_rule(r)))
+    lines = ["| dataset | per class | seeds | " + " | ".join(TABLE) + " | kept: "
+             + " / ".join(KEPT) + " |", "|---" * (len(TABLE) + 4) + "|"]
     for (dataset, size), rows in groups.items():
         cells = [f"{np.mean([r[c] for r in rows]):.3f} ± {np.std([r[c] for r in rows]):.3f}"
                  for c in TABLE]
-        kept = " / ".join(str(sum(r[f"{rule}_kept"] for r in rows))
-                          for rule in ("auto", "auto_wise", "auto_ema"))
+        kept = " / ".join(str(sum(r[f"{rule}_kept"] for r in rows)) for rule in KEPT)
         lines.append(f"| {dataset} | {size} | {len(rows)} | " + " | ".join(cells)
                      + f" | {kept} |")
     return "\n".join(lines)

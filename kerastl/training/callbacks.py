@@ -64,6 +64,11 @@ class BestWeights(keras.callbacks.Callback):
     non-finite loss stops training at once (``stopped == "nan"``); `patience`
     epochs without improvement stop it early (``stopped == "early_stopping"``).
 
+    The weights it saves and restores are the model's own at each epoch's
+    end: with an optimizer built with ``use_ema=True``, Keras swaps the moving
+    average in only after the last epoch (``finalize_variable_values``, before
+    ``on_train_end``), so the restore of the best epoch replaces it.
+
     With `state_dir`, the best weights and the epoch history are written
     there after every epoch, so a run killed and resumed (with
     `keras.callbacks.BackupAndRestore`) keeps the best epoch from before the kill.
