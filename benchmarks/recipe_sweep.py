@@ -116,10 +116,19 @@ def _probe_cv(f, y, tr, va, test_f, test_y):
     return {"test_accuracy": model.score(test_f, test_y), "C": float(np.ravel(model.C_)[0])}
 
 
-def _kerastl(method, x, y, tr, va, test_x, test_y, size, num_classes, seed, fit_kwargs):
+def _augmentation(name):
+    """`kerastl.build`'s augmentation for --augmentation (only used with augment_passes)."""
+    import keras
+
+    return None if name == "none" else [keras.layers.RandomFlip("horizontal")]
+
+
+def _kerastl(method, x, y, tr, va, test_x, test_y, size, num_classes, seed, fit_kwargs,
+             augmentation="none"):
     import kerastl
 
-    model = kerastl.build("mobilenet_v2", num_classes, input_shape=size)
+    model = kerastl.build("mobilenet_v2", num_classes, input_shape=size,
+                          augmentation=_augmentation(augmentation))
     recipe = "auto" if method == "auto" else method
     report = kerastl.fit(model, (x[tr].astype("float32"), y[tr]),
                          (x[va].astype("float32"), y[va]), recipe=recipe, seed=seed, verbose=0,
@@ -193,6 +202,9 @@ def main(argv=None) -> int:
                         help="JSON of extra kerastl.fit arguments (a variant of the defaults); "
                              "recorded, and the kerastl methods are labelled with --label")
     parser.add_argument("--label", default="", help="suffix of the kerastl method names")
+    parser.add_argument("--augmentation", choices=("none", "flip"), default="none",
+                        help="the model's augmentation layer (kerastl.build): none, or a "
+                             "horizontal RandomFlip (what fit's augment_passes then cache)")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args(argv)
     results = Path(args.results)
@@ -226,6 +238,7 @@ def main(argv=None) -> int:
                                   "seed": seed, "method": label}
                         if label != method:
                             record["fit_kwargs"] = fit_kwargs
+                            record["augmentation"] = args.augmentation
                         if _key(record) in seen:
                             continue
                         if method.startswith("probe") and feats is None:
@@ -245,7 +258,7 @@ def main(argv=None) -> int:
                             out = _tutorial(x, y, tr, va, test_x, test_y, px, len(names), seed)
                         else:
                             out = _kerastl(method, x, y, tr, va, test_x, test_y, px,
-                                           len(names), seed, fit_kwargs)
+                                           len(names), seed, fit_kwargs, args.augmentation)
                         record.update(out, seconds=time.perf_counter() - start,
                                       n_train=len(tr), n_val=len(va), n_test=len(test_y),
                                       load_before=load)
