@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 from kerastl import distribute
-from kerastl.accessors import get_backbone, get_head
+from kerastl.accessors import get_backbone
 from kerastl.distillation import datasets
 from kerastl.distillation.losses import (IMAGE, TARGETS, MaskedCategoricalCrossentropy,
                                          distiller_models, logits_output)
