@@ -260,7 +260,9 @@ def table(results: list[dict]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="flowers_kaggle_227,cats_and_dogs_filtered")
-    parser.add_argument("--per-class", type=int, default=40)
+    parser.add_argument("--per-class", type=lambda v: v if v == "all" else int(v), default=40,
+                        help="training images per class, or all (the train folder split "
+                             "80:20 into training and validation images)")
     parser.add_argument("--metrics", default="logme,linear_probe")
     parser.add_argument("--recipe", default="auto",
                         help="kerastl.fit recipe of the fits (default: fit's own, auto)")
