@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import subprocess
@@ -90,3 +91,18 @@ def markdown_table(rows) -> str:
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def append_record(path, record: dict) -> None:
+    """Prints `record` as one JSON line and appends it to the results file `path`."""
+    print(json.dumps(record), flush=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_records(path) -> list[dict]:
+    """The JSON lines of a results file (an empty list when it does not exist yet)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

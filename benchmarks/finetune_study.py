@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import math
 import os
 import sys
@@ -64,7 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from recipe_sweep import DATASETS, REPO, _assets, _probe_cv, load_folder, split
-from _common import seed_keras_home
+from _common import append_record, read_records, seed_keras_home
 
 DEPTH = 4  # kerastl.fit's default unfreeze depth (kerastl.training.recipes)
 # The trajectory is the plain fine-tuning: every variant is made from it here.
@@ -257,9 +256,7 @@ def main(argv=None) -> int:
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args(argv)
     results = Path(args.results)
-    results.parent.mkdir(parents=True, exist_ok=True)
-    done = [json.loads(line) for line in results.read_text().splitlines()] if (
-        results.exists()) else []
+    done = read_records(results)
     if args.table_only:
         print(_table(done))
         return 0
@@ -286,9 +283,7 @@ def main(argv=None) -> int:
             record = {"dataset": dataset, "image_size": args.image_size, "size": size,
                       "seed": seed, "load_before": load}
             record.update(_point(kerastl, keras, data, size, seed, args.image_size))
-            print(json.dumps(record), flush=True)
-            with results.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_record(results, record)
             done.append(record)
     print(_table(done))
     return 0

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import seed_keras_home
+from _common import append_record, seed_keras_home
 from recipe_sweep import DATASETS, load_folder, split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,11 +100,10 @@ def _kendall(a, b) -> float:
 
 def emit(record: dict, args) -> None:
     """Prints one JSON line and appends it to --results (partial runs keep their rows)."""
-    print(json.dumps(record), flush=True)
     if args.results:
-        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.results, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_record(args.results, record)
+    else:
+        print(json.dumps(record), flush=True)
 
 
 def run_dataset(name: str, assets: Path, args) -> list[dict]:

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import markdown_table, seed_keras_home, tutorial_model, tutorial_unfreeze
+from _common import append_record, read_records, markdown_table, seed_keras_home, tutorial_model, tutorial_unfreeze
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"cats_and_dogs_filtered": ("train", "validation"),
@@ -208,9 +208,7 @@ def main(argv=None) -> int:
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args(argv)
     results = Path(args.results)
-    results.parent.mkdir(parents=True, exist_ok=True)
-    done = [json.loads(line) for line in results.read_text().splitlines()] if (
-        results.exists()) else []
+    done = read_records(results)
     if args.table_only:
         print(_table(done))
         return 0
@@ -262,9 +260,7 @@ def main(argv=None) -> int:
                         record.update(out, seconds=time.perf_counter() - start,
                                       n_train=len(tr), n_val=len(va), n_test=len(test_y),
                                       load_before=load)
-                        print(json.dumps(record), flush=True)
-                        with results.open("a") as f:
-                            f.write(json.dumps(record) + "\n")
+                        append_record(results, record)
                         done.append(record)
     print(_table(done))
     return 0
