@@ -81,6 +81,53 @@ import pytest  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+# The slowest test files (seconds of one full run, 2 cores), longest first. pytest-xdist's
+# --dist loadfile hands whole files to the workers in queue order; started first, these
+# leave the short files to fill in at the end, so both workers finish close together.
+SLOW_FILES_FIRST = (
+    "tests/test_tutorials_tuning_export.py",  # notebooks 2 and 3
+    "tests/test_tutorials.py",                # notebooks 1 and 4
+    "tests/export/test_package.py",
+    "tests/cli/test_train.py",
+    "tests/backbones/test_keras_apps.py",
+    "tests/backbones/test_keras_apps_second_half.py",
+    "tests/training/test_fit.py",
+    "tests/backbones/test_hub_integration.py",
+    "tests/cli/test_readme.py",
+    "tests/tuning/test_tune_pruning.py",
+    "tests/test_model.py",
+    "tests/tuning/test_tune.py",
+    "tests/backbones/test_hub.py",
+    "tests/distribute/test_strategies.py",
+    "tests/distillation/test_resume.py",
+    "tests/test_init.py",
+)
+
+
+def pytest_configure(config):
+    # pytest-xdist queues files by their number of tests (--loadscope-reorder, its default),
+    # which puts the notebook files (few, long tests) last: queue them in collection order,
+    # which pytest_collection_modifyitems makes slowest-first.
+    if getattr(config.option, "dist", "no") == "loadfile" and hasattr(config.option,
+                                                                      "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Moves the files of `SLOW_FILES_FIRST` to the front, in its order (a stable sort)."""
+    root = Path(str(config.rootpath)).resolve()
+    rank = {name: index for index, name in enumerate(SLOW_FILES_FIRST)}
+
+    def key(item):
+        try:
+            name = Path(str(item.path)).resolve().relative_to(root).as_posix()
+        except ValueError:
+            return len(rank)
+        return rank.get(name, len(rank))
+
+    items.sort(key=key)
+
+
 def _assets_dir() -> Path | None:
     value = os.environ.get("KERASTL_ASSETS")
     if not value:

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import kerastl
-from harness import (TINY_MODEL, assert_float32_close, assert_keras_round_trip, random_images,
-                     run_python)
+from harness import TINY_MODEL, assert_float32_close, assert_keras_round_trip, random_images
 
 TINY = dict(input_shape=(32, 32, 3), weights=None, backbone_kwargs={"alpha": 0.35})
 
@@ -155,20 +154,28 @@ def test_weights_file_that_does_not_fit(tmp_path):
                                   other.get_weights()[0])
 
 
-def test_missing_imagenet_weights_offline_says_how(tmp_path):
-    code = (
-        "import urllib.request, urllib.error\n"
-        "def no_net(*a, **k): raise urllib.error.URLError('Name or service not known')\n"
-        "urllib.request.urlretrieve = no_net\n"
-        "import kerastl\n"
-        "try:\n"
-        "    kerastl.build('resnet50', 2, input_shape=(32, 32, 3))\n"
-        "except OSError as e:\n"
-        "    print('ERROR:', e)\n")
-    result = run_python(code, env={"KERAS_HOME": str(tmp_path)})
-    assert "ERROR: Could not get the ImageNet weights of 'resnet50'" in result.stdout, result.stderr
-    assert "weights='/path/to/weights.h5'" in result.stdout
-    assert os.path.join(str(tmp_path), "models") in result.stdout
+def test_missing_imagenet_weights_offline_says_how(tmp_path, monkeypatch):
+    # In this process, with an empty Keras cache (tmp_path) and no network. Keras reads
+    # $KERAS_HOME once, at import, into keras.src.backend.config; a fresh process with
+    # KERAS_HOME set runs the same path (tests/cli/test_main.py, through the CLI).
+    import urllib.error
+
+    from keras.src.backend import config
+    from keras.src.utils import file_utils
+
+    def no_net(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", no_net)
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path))
+    assert config.keras_home() == str(tmp_path)
+    with pytest.raises(OSError) as caught:
+        kerastl.build("resnet50", 2, input_shape=(32, 32, 3))
+    message = str(caught.value)
+    assert "Could not get the ImageNet weights of 'resnet50'" in message, message
+    assert "weights='/path/to/weights.h5'" in message
+    assert os.path.join(str(tmp_path), "models") in message
+    assert list(tmp_path.rglob("*.h5")) == []  # nothing was downloaded
 
 
 def test_accessors_do_not_import_build():

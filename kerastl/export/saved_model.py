@@ -20,6 +20,8 @@ the columns line up with ``labels.txt``) and ``{"predictions": float32
 
 from __future__ import annotations
 
+import shutil
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -104,15 +106,36 @@ def write_conversion_saved_model(model, path) -> None:
     """Writes a SavedModel with one signature returning the raw model output.
 
     It is the input of `tf.lite.TFLiteConverter.from_saved_model` (the
-    conversion path TensorFlow documents for Keras 3 models).
+    conversion path TensorFlow documents for Keras 3 models). It holds only
+    what the converter reads: the ``serving_default`` function (traced as
+    `keras.export.ExportArchive` traces an endpoint) and the variables that
+    function reads, not the Keras model's object graph, so it is written and
+    loaded (once per quantization) faster; the converted `.tflite` files are
+    the same bytes. A model whose function uses other TensorFlow resources
+    (e.g. lookup tables) is written with `keras.export.ExportArchive`.
 
     Args:
         model: The Keras model.
         path: Directory to create.
+
+    Example:
+        >>> kerastl.export.saved_model.write_conversion_saved_model(model, "conv_sm")
+        >>> data = kerastl.export.tflite.convert("conv_sm", "float32")
     """
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")
+    forward = tf.function(lambda image: model(image, training=False), input_signature=[spec],
+                          autograph=False)
+    concrete = forward.get_concrete_function()
+    module = tf.Module()
+    module.model_variables = list(concrete.variables)  # saved, then frozen by the converter
+    module.serving_default = forward
+    try:
+        tf.saved_model.save(module, str(path), signatures={"serving_default": concrete})
+        return
+    except (AssertionError, ValueError):  # e.g. a lookup table the module does not track
+        shutil.rmtree(path, ignore_errors=True)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")
     archive.add_endpoint("serving_default", lambda image: model(image, training=False),
                          input_signature=[spec])
     archive.write_out(str(path), verbose=False)

@@ -51,7 +51,9 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     ckpt = tmp_path / "ckpt"
     marker = ckpt / "stage_1" / "backup" / "training_metadata.json"
     reference = _start(tmp_path, "reference", None, 0.0)  # uninterrupted, no checkpoint
-    child = _start(tmp_path, "killed", ckpt, 3.0)
+    # 1 s at the end of every distillation epoch: the kill (polled every 0.1 s) lands while
+    # at least 3 of the 4 epochs are left.
+    child = _start(tmp_path, "killed", ckpt, 1.0)
     try:
         deadline = time.monotonic() + 240
         while not marker.exists():

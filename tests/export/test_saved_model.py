@@ -101,3 +101,27 @@ def test_conversion_saved_model_returns_the_raw_output(model, tmp_path):
     got = loaded.signatures["serving_default"](image=tf.constant(images))
     (values,) = got.values()
     assert_float32_close(values.numpy(), model.predict(images, verbose=0), **TINY_MODEL)
+
+
+def test_conversion_saved_model_falls_back_to_an_export_archive(model, tmp_path, monkeypatch):
+    # A function the lean SavedModel cannot save (e.g. an untracked lookup table) is
+    # written with keras.export.ExportArchive instead, over the failed attempt's files.
+    real_save, saved = tf.saved_model.save, []
+
+    def save(obj, path, *args, **kwargs):
+        saved.append(type(obj).__name__)
+        if len(saved) == 1:
+            (tmp_path / "conv").mkdir()
+            (tmp_path / "conv" / "partial").write_text("left by the failed attempt")
+            raise AssertionError("Tried to export a function which references an 'untracked' "
+                                 "resource")  # what tf.saved_model.save raises for one
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(tf.saved_model, "save", save)
+    saved_model.write_conversion_saved_model(model, tmp_path / "conv")
+    assert saved[0] == "Module" and len(saved) == 2 and saved[1] != "Module"
+    assert not (tmp_path / "conv" / "partial").exists()
+    loaded = tf.saved_model.load(str(tmp_path / "conv"))
+    images = random_images(3, seed=7)
+    (values,) = loaded.signatures["serving_default"](image=tf.constant(images)).values()
+    assert_float32_close(values.numpy(), model.predict(images, verbose=0), **TINY_MODEL)

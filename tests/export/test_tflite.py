@@ -9,14 +9,18 @@ from harness import (TINY_MODEL, assert_float32_close, random_images, separable_
 from kerastl.export import saved_model, tflite, tflite_metadata
 
 
+def _narrow(images):
+    """Calibration images that never reach 0 or 255: the uint8 input must still be raw pixels."""
+    return 30.0 + images[:40] * (170.0 / 255.0)
+
+
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     images, labels = separable_images(96, 3, seed=11)
     model = train_tiny_model(tiny_kerastl_model(3, seed=11), images, labels)
     folder = tmp_path_factory.mktemp("tflite")
     saved_model.write_conversion_saved_model(model, folder / "conv")
-    # Calibration images that never reach 0 or 255: the uint8 input must still be raw pixels.
-    narrow = 30.0 + images[:40] * (170.0 / 255.0)
+    narrow = _narrow(images)
     files = {}
     for quantization in ("float32", "int8"):
         data = tflite.convert(folder / "conv", quantization, calibration_images=narrow)
@@ -33,6 +37,25 @@ def test_float32_matches_keras_for_any_batch_size(converted):
         assert_float32_close(got, expected, **TINY_MODEL)
     single = tflite.predict_tflite(files["float32"], images[0])  # one image, no batch axis
     assert_float32_close(single, expected[:1], **TINY_MODEL)
+
+
+def test_conversion_saved_model_converts_to_the_bytes_of_a_keras_export_archive(converted,
+                                                                              tmp_path):
+    # write_conversion_saved_model saves only the traced function and its variables; an
+    # ExportArchive of the whole Keras model (what it wrote before) converts to the same files.
+    import tensorflow as tf
+
+    model, images, _, files = converted
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")
+    archive.add_endpoint("serving_default", lambda image: model(image, training=False),
+                         input_signature=[spec])
+    archive.write_out(str(tmp_path / "archive"), verbose=False)
+    for quantization in ("float32", "int8"):
+        data = tflite.convert(tmp_path / "archive", quantization,
+                              calibration_images=_narrow(images))
+        assert data == files[quantization].read_bytes(), quantization
 
 
 def test_int8_takes_raw_uint8_pixels_and_returns_uint8(converted):
