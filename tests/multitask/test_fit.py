@@ -1,3 +1,5 @@
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -32,8 +34,11 @@ def test_fit_reports_per_task_losses_metrics_and_learned_uncertainty_weights(dat
         assert set(row) == {"loss", "accuracy", "val_loss", "val_accuracy", "weight"}
     # The log-variances trained: the weights moved away from exp(0) = 1.
     assert all(abs(w - 1.0) > 1e-4 for w in report.task_weights.values())
-    assert {"multi_task_trainer/log_var_species", "conv_a/kernel"} <= set(
-        report.trainable_weights)
+    # Keras numbers the trainers of one process: "multi_task_trainer" is "multi_task_trainer_1"
+    # when another test of this worker built one first.
+    names = set(report.trainable_weights)
+    assert "conv_a/kernel" in names
+    assert any(re.fullmatch(r"multi_task_trainer(_\d+)?/log_var_species", n) for n in names), names
     mean = np.mean([report.best["val_species_accuracy"], report.best["val_healthy_accuracy"]])
     assert report.best["val_mean_accuracy"] == pytest.approx(mean)
     assert "species: loss" in str(report)
