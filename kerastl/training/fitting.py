@@ -7,6 +7,7 @@ import time
 import warnings
 
 import keras
+import numpy as np
 
 from kerastl.distribute import resolve_strategy
 from kerastl.freezing import check_trainable_blocks
@@ -180,6 +181,7 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
     started = time.perf_counter()
     if opts.seed is not None:
         keras.utils.set_random_seed(opts.seed)
+        reseed_layers(model, opts.seed)
     ctx, stages, report = _setup(model, info, train, validation_data, opts, feature_cache,
                                  strategy, user_callbacks, class_weight, known, peft_run)
     with _dtype_policy(model, opts.dtype_policy):
@@ -190,6 +192,27 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
     if opts.verbose:
         print(report)
     return report
+
+
+def reseed_layers(model, seed: int) -> None:
+    """Restarts every layer's random stream (dropout, augmentation) from `seed`.
+
+    Keras layers draw their `keras.random.SeedGenerator` state when they are
+    built, from the global random state of that moment, so the same `seed`
+    passed to `fit` would otherwise give other dropout masks whenever the
+    process built other models first. Each generator gets ``[seed * 1000003
+    + its index in layer order, 0]``.
+
+    Example:
+        >>> kerastl.training.fitting.reseed_layers(model, 0)
+    """
+    index = 0
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for generator in getattr(layer, "_seed_generators", ()):
+            state = generator.state
+            value = np.array([(int(seed) * 1000003 + index) % (2 ** 31), 0])
+            state.assign(value.astype(keras.backend.standardize_dtype(state.dtype)))
+            index += 1
 
 
 def _unpack(train, validation_data):
@@ -357,4 +380,4 @@ def _dtype_policy(model, policy):
             layer.dtype_policy = previous
 
 
-__all__ = ["compile_for_evaluation", "fit"]
+__all__ = ["compile_for_evaluation", "fit", "reseed_layers"]
