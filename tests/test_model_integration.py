@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import kerastl
-from harness import assert_float32_close, assert_keras_round_trip, random_images
+from harness import assert_float32_close, assert_keras_round_trip
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,5 @@
 """Tests of kerastl/export/keras_format.py: `kerastl.load` path resolution and safe mode."""
 
-import numpy as np
 import pytest
 from harness import TINY_MODEL, assert_float32_close, random_images, tiny_kerastl_model
 

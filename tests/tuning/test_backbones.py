@@ -7,7 +7,6 @@ import tensorflow as tf
 from harness import separable_images
 from ranking.tiny import SIZE, registered
 
-import kerastl
 from kerastl.training import FeatureCache
 from kerastl.tuning import SearchSpace, TuneResult, tune
 
