@@ -32,6 +32,14 @@ predict with flip averaging throughout (head included); ``auto_headtta``
 flip-averages the head only: the plain fine-tuning must beat the
 flip-averaged head by >= 2 validation images, else ``head_refit_tta``.
 
+A second table compares keep rules for the plain fine-tuning from each
+point's paired validation counts (``g``: validation images the fine-tuning
+gets right and the head wrong, ``l``: the other way round), at the best and
+at the last epoch: ``margin2`` (``g - l >= 2``, `kerastl.fit`'s rule),
+``margin2_loss`` (and a lower validation log-loss than the head's),
+``sign_z1`` / ``sign_z1.64`` (``g - l >= max(2, z * sqrt(g + l))``: a sign
+test on the images where the two disagree).
+
 The trajectory is recorded through `kerastl.fit`'s public ``callbacks``
 hook (on a cached stage the callback's model is the trained top part) and
 scored on activations of the frozen prefix computed once per dataset with
@@ -154,10 +162,11 @@ def _point(kerastl, keras, data, size, seed, px) -> dict:
            "fit_val_head": head.best.get("val_accuracy"),
            "fit_val_ft": tune.best.get("val_accuracy"),
            "ema_2ep_momentum": rec.momentum["ema_2ep"], "steps": rec.steps}
-    val, test = {}, {}
+    val, test, val_probs = {}, {}, {}
     for name, w in weights.items():
         pv, pvf, pt, ptf = _predict(suffix, w, [act[va], act_flip[va], test_act, test_flip])
         val[name], test[name] = _correct(pv, y[va]), _correct(pt, test_y)
+        val_probs[name] = pv
         val[name + "_tta"] = _correct((pv + pvf) / 2, y[va])
         test[name + "_tta"] = _correct((pt + ptf) / 2, test_y)
     both = np.concatenate([tr, va])
@@ -177,10 +186,39 @@ def _point(kerastl, keras, data, size, seed, px) -> dict:
     out["matches_fit"] = bool(out["auto_kept"] == (report.best_stage == 1)
                               and val["head"] == round(head.best["val_accuracy"] * n_val)
                               and val["ft"] == round(tune.best["val_accuracy"] * n_val))
+    out.update(_paired(val_probs, y[va]))
     probe = _probe_cv(feats[0], y, tr, va, test_feats[0], test_y)
     out.update({f"val_{n}": v / n_val for n, v in val.items()})
     out.update({n: v / n_test for n, v in test.items()})
     out["probe_cv"] = probe["test_accuracy"]
+    return out
+
+
+def _paired(val_probs, labels) -> dict:
+    """Per-image comparison of the fine-tuning with the head on the validation images.
+
+    ``gain_<v>`` / ``loss_<v>``: images the variant gets right and the head
+    wrong / the other way round (what a sign test decides on);
+    ``val_logloss_<v>``: the mean validation log-loss.
+    """
+    def right(probs):
+        pred = probs.argmax(1) if probs.shape[1] > 1 else (probs[:, 0] > 0.5).astype(int)
+        return pred == labels
+
+    def logloss(probs):
+        if probs.shape[1] == 1:
+            p = np.where(labels == 1, probs[:, 0], 1.0 - probs[:, 0])
+        else:
+            p = probs[np.arange(len(labels)), labels]
+        return float(-np.log(np.clip(p, 1e-7, 1.0)).mean())
+
+    head = right(val_probs["head"])
+    out = {"val_logloss_head": logloss(val_probs["head"])}
+    for name in ("ft", "ft_last"):
+        other = right(val_probs[name])
+        out.update({f"gain_{name}": int((other & ~head).sum()),
+                    f"loss_{name}": int((head & ~other).sum()),
+                    f"val_logloss_{name}": logloss(val_probs[name])})
     return out
 
 
@@ -228,6 +266,48 @@ def _head_tta_rule(r) -> dict:
             "auto_headtta_kept": keep}
 
 
+# Keep rules for the plain fine-tuning, from a point's paired validation counts:
+# (variant kept, test when kept). ``g``/``l``: validation images the variant gets
+# right and the head wrong / the other way round.
+RULES = {
+    "margin2": lambda r, g, l: g - l >= 2,  # kerastl.fit's rule
+    "margin2_loss": lambda r, g, l: g - l >= 2 and r["val_logloss_ft"] < r["val_logloss_head"],
+    "sign_z1": lambda r, g, l: g - l >= max(2.0, 1.0 * math.sqrt(g + l)),
+    "sign_z1.64": lambda r, g, l: g - l >= max(2.0, 1.645 * math.sqrt(g + l)),
+}
+
+
+def _rules(r) -> dict:
+    """What ``auto`` returns under each keep rule of `RULES` (best epoch and last epoch)."""
+    out = {}
+    for name, rule in RULES.items():
+        for variant, suffix in (("ft", ""), ("ft_last", "_last")):
+            if f"gain_{variant}" not in r:
+                continue
+            keep = rule(r, r[f"gain_{variant}"], r[f"loss_{variant}"])
+            out[f"{name}{suffix}"] = r[variant] if keep else r["head_refit"]
+            out[f"{name}{suffix}_kept"] = bool(keep)
+    return out
+
+
+def _rules_table(records):
+    groups = collections.defaultdict(list)
+    for r in records:
+        if "gain_ft" in r:
+            groups[r["dataset"], str(r["size"])].append(dict(r, **_rules(r)))
+    names = [f"{n}{s}" for n in RULES for s in ("", "_last")]
+    lines = ["| dataset | per class | seeds | probe_cv | head_refit | ft | "
+             + " | ".join(names) + " |", "|---" * (len(names) + 6) + "|"]
+    for (dataset, size), rows in groups.items():
+        def cell(c, kept=False):
+            text = f"{np.mean([r[c] for r in rows]):.3f} ± {np.std([r[c] for r in rows]):.3f}"
+            return text + (f" ({sum(r[c + '_kept'] for r in rows)})" if kept else "")
+        lines.append(f"| {dataset} | {size} | {len(rows)} | " + " | ".join(
+            [cell("probe_cv"), cell("head_refit"), cell("ft")] + [cell(n, True) for n in names])
+            + " |")
+    return "\n".join(lines)
+
+
 def _table(records):
     groups = collections.defaultdict(list)
     for r in records:
@@ -259,6 +339,7 @@ def main(argv=None) -> int:
     done = read_records(results)
     if args.table_only:
         print(_table(done))
+        print(_rules_table(done))
         return 0
     seed_keras_home(_assets())
     import keras
@@ -286,6 +367,7 @@ def main(argv=None) -> int:
             append_record(results, record)
             done.append(record)
     print(_table(done))
+    print(_rules_table(done))
     return 0
 
 

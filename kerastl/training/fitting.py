@@ -33,8 +33,8 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
         cache_memory_limit=DEFAULT_MEMORY_LIMIT, label_smoothing=0.1, weight_decay=0.0,
         class_weight=None, early_stopping=True, callbacks=None, checkpoint_dir=None,
         dtype_policy=None, jit_compile=False, strategy=None, bn_training=False,
-        fine_tune_interpolation=DEFAULT_FINE_TUNE_INTERPOLATION, seed=None, verbose=1,
-        mixed_precision=None) -> FitReport:
+        fine_tune_interpolation=DEFAULT_FINE_TUNE_INTERPOLATION, restore_best_weights=None,
+        seed=None, verbose=1, mixed_precision=None) -> FitReport:
     """Trains a model from `kerastl.build` with a transfer-learning recipe.
 
     Stages whose backbone is frozen train on cached features: the backbone
@@ -43,8 +43,9 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
     is chosen by k-fold cross-validation over the training and validation
     data together (`kerastl.training.linear_head`).
     Stages that unfreeze the top blocks train on the cached output of the
-    frozen bottom blocks, so each step runs only the top blocks. The model
-    ends at the weights of its best validation epoch, compiled for its task
+    frozen bottom blocks, so each step runs only the top blocks. The first
+    stage ends at its best validation epoch, later stages at their last
+    epoch (`restore_best_weights`); the model is compiled for its task
     with plain labels (``model.evaluate(data.validation)`` works). A later
     stage is kept only when it beats the stages before it on the validation
     data by more than one example (accuracy; a strict improvement for loss
@@ -109,7 +110,14 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
         weight_decay: Decoupled weight decay of `kerastl.training.ScaledAdamW`.
         class_weight: None, ``"balanced"``, ``"sqrt"`` or ``{class_index: weight}``.
         early_stopping: True (patience 10 epochs on cached stages, 5 otherwise),
-            False, or the patience as an int. The best epoch is always restored.
+            False, or the patience as an int, for stages that end at their best
+            epoch (see `restore_best_weights`).
+        restore_best_weights: None (default): the first stage ends at its best
+            validation epoch and every later stage at its last epoch, which is
+            what is compared with the stages before it (a best epoch picked on
+            the same validation images would win that comparison too often);
+            True: every stage ends at its best epoch; False: every stage at its
+            last (no early stopping then).
         callbacks: Extra `keras.callbacks.Callback` objects, passed to every stage
             (on cached stages their ``model`` is the trained top part).
         checkpoint_dir: Folder that makes the run resumable: called again with the
@@ -161,7 +169,8 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
         cache_memory_limit=cache_memory_limit, label_smoothing=label_smoothing,
         weight_decay=weight_decay, early_stopping=early_stopping, checkpoint_dir=checkpoint_dir,
         dtype_policy=dtype_policy, jit_compile=jit_compile, bn_training=bn_training,
-        fine_tune_interpolation=fine_tune_interpolation, seed=seed, verbose=verbose)
+        fine_tune_interpolation=fine_tune_interpolation,
+        restore_best_weights=restore_best_weights, seed=seed, verbose=verbose)
     if isinstance(train, dict):  # one dataset per task: a multi-task model
         from kerastl.multitask.fit import fit_with_options
 

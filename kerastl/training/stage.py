@@ -200,11 +200,14 @@ def run_stage(ctx: Context, index: int, stage: Stage, *, set_trainable=None) -> 
                          layer_decay=stage.layer_decay, cached=mode, cache_note=note,
                          cache_seconds=cache_seconds)
     state_dir = ctx.checkpoint.stage_dir(index) if ctx.checkpoint else None
-    selects = ctx.validation is not None
+    validated = ctx.validation is not None
+    selects = validated and opts.restores_best(index)
     best = BestWeights(ctx.monitor, patience=opts.patience(mode is not None) if selects else None,
                        tie_monitor="val_loss" if selects else None, state_dir=state_dir,
                        select=selects)
-    report.selected_on = "validation" if selects else "none: no validation data, last epoch"
+    report.selected_on = ("validation" if selects
+                          else "none: last epoch, scored on validation" if validated
+                          else "none: no validation data, last epoch")
     backup = backup_callback(ctx.checkpoint, index)
     # User callbacks first: a metric a callback adds to the logs can be monitored.
     callbacks = ctx.callbacks + [best] + ([backup] if backup else [])
