@@ -127,9 +127,14 @@ def _predict(model, weights, acts):
     return [model.predict(a, batch_size=64, verbose=0) for a in acts]
 
 
-def _correct(probs, labels) -> int:
+def _right(probs, labels):
+    """Per image: is the prediction right (softmax argmax, or sigmoid > 0.5)."""
     pred = probs.argmax(1) if probs.shape[1] > 1 else (probs[:, 0] > 0.5).astype(int)
-    return int((pred == labels).sum())
+    return pred == labels
+
+
+def _correct(probs, labels) -> int:
+    return int(_right(probs, labels).sum())
 
 
 def _point(kerastl, keras, data, size, seed, px) -> dict:
@@ -201,10 +206,6 @@ def _paired(val_probs, labels) -> dict:
     wrong / the other way round (what a sign test decides on);
     ``val_logloss_<v>``: the mean validation log-loss.
     """
-    def right(probs):
-        pred = probs.argmax(1) if probs.shape[1] > 1 else (probs[:, 0] > 0.5).astype(int)
-        return pred == labels
-
     def logloss(probs):
         if probs.shape[1] == 1:
             p = np.where(labels == 1, probs[:, 0], 1.0 - probs[:, 0])
@@ -212,10 +213,10 @@ def _paired(val_probs, labels) -> dict:
             p = probs[np.arange(len(labels)), labels]
         return float(-np.log(np.clip(p, 1e-7, 1.0)).mean())
 
-    head = right(val_probs["head"])
+    head = _right(val_probs["head"], labels)
     out = {"val_logloss_head": logloss(val_probs["head"])}
     for name in ("ft", "ft_last"):
-        other = right(val_probs[name])
+        other = _right(val_probs[name], labels)
         out.update({f"gain_{name}": int((other & ~head).sum()),
                     f"loss_{name}": int((head & ~other).sum()),
                     f"val_logloss_{name}": logloss(val_probs[name])})
@@ -270,10 +271,11 @@ def _head_tta_rule(r) -> dict:
 # (variant kept, test when kept). ``g``/``l``: validation images the variant gets
 # right and the head wrong / the other way round.
 RULES = {
-    "margin2": lambda r, g, l: g - l >= 2,  # kerastl.fit's rule
-    "margin2_loss": lambda r, g, l: g - l >= 2 and r["val_logloss_ft"] < r["val_logloss_head"],
-    "sign_z1": lambda r, g, l: g - l >= max(2.0, 1.0 * math.sqrt(g + l)),
-    "sign_z1.64": lambda r, g, l: g - l >= max(2.0, 1.645 * math.sqrt(g + l)),
+    "margin2": lambda r, v, g, l: g - l >= 2,  # kerastl.fit's margin
+    "margin2_loss": lambda r, v, g, l: (g - l >= 2
+                                        and r[f"val_logloss_{v}"] < r["val_logloss_head"]),
+    "sign_z1": lambda r, v, g, l: g - l >= max(2.0, 1.0 * math.sqrt(g + l)),
+    "sign_z1.64": lambda r, v, g, l: g - l >= max(2.0, 1.645 * math.sqrt(g + l)),
 }
 
 
@@ -284,10 +286,15 @@ def _rules(r) -> dict:
         for variant, suffix in (("ft", ""), ("ft_last", "_last")):
             if f"gain_{variant}" not in r:
                 continue
-            keep = rule(r, r[f"gain_{variant}"], r[f"loss_{variant}"])
+            keep = rule(r, variant, r[f"gain_{variant}"], r[f"loss_{variant}"])
             out[f"{name}{suffix}"] = r[variant] if keep else r["head_refit"]
             out[f"{name}{suffix}_kept"] = bool(keep)
     return out
+
+
+def _mean_std(rows, column) -> str:
+    values = [r[column] for r in rows]
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
 def _rules_table(records):
@@ -300,8 +307,7 @@ def _rules_table(records):
              + " | ".join(names) + " |", "|---" * (len(names) + 6) + "|"]
     for (dataset, size), rows in groups.items():
         def cell(c, kept=False):
-            text = f"{np.mean([r[c] for r in rows]):.3f} ± {np.std([r[c] for r in rows]):.3f}"
-            return text + (f" ({sum(r[c + '_kept'] for r in rows)})" if kept else "")
+            return _mean_std(rows, c) + (f" ({sum(r[c + '_kept'] for r in rows)})" if kept else "")
         lines.append(f"| {dataset} | {size} | {len(rows)} | " + " | ".join(
             [cell("probe_cv"), cell("head_refit"), cell("ft")] + [cell(n, True) for n in names])
             + " |")
@@ -315,8 +321,7 @@ def _table(records):
     lines = ["| dataset | per class | seeds | " + " | ".join(TABLE) + " | kept: "
              + " / ".join(KEPT) + " |", "|---" * (len(TABLE) + 4) + "|"]
     for (dataset, size), rows in groups.items():
-        cells = [f"{np.mean([r[c] for r in rows]):.3f} ± {np.std([r[c] for r in rows]):.3f}"
-                 for c in TABLE]
+        cells = [_mean_std(rows, c) for c in TABLE]
         kept = " / ".join(str(sum(r[f"{rule}_kept"] for r in rows)) for rule in KEPT)
         lines.append(f"| {dataset} | {size} | {len(rows)} | " + " | ".join(cells)
                      + f" | {kept} |")
