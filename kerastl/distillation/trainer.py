@@ -106,6 +106,15 @@ class Run:
                 namespace=(NAMESPACE, "labelled")))
         return tuple(out)
 
+    def validation_batches(self):
+        """The labelled validation images and class ids in batches (None without validation)."""
+        import tensorflow as tf
+
+        arrays = self.arrays(validation=True)
+        if arrays is None:
+            return None
+        return tf.data.Dataset.from_tensor_slices(arrays).batch(self.options.batch_size)
+
     @property
     def size(self) -> tuple[int, int]:
         return tuple(int(d) for d in self.student.inputs[0].shape[1:3])

@@ -124,6 +124,8 @@ class FeatureCache:
         self.derived_batches = 0
         self.hits = 0
         self._entries: list[dict] = []
+        # model -> {(start, end, pooling, input spec): [(augmenter, traced function)]}
+        self._functions = weakref.WeakKeyDictionary()
         self._tmp = None
         self._finalizer = None
 
@@ -194,10 +196,9 @@ class FeatureCache:
                 continue
             if not up.upstream_of(cut) or entry["key"][0] != up.key(model):
                 continue
-            step = segment(model, up, cut)
             data = entry["data"]
-            fn = _batched(step, tf.TensorSpec((None,) + data.arrays[0].shape[1:],
-                                              data.arrays[0].dtype))
+            fn = self._function(model, up, cut, tf.TensorSpec(
+                (None,) + data.arrays[0].shape[1:], data.arrays[0].dtype))
             rows = len(data.arrays[0])
             out, count = None, 0
             for start in range(0, rows, 256):
@@ -213,11 +214,10 @@ class FeatureCache:
 
     def _compute(self, model, dataset, cut, augment_passes, augmenter,
                  progress=False) -> CachedData:
-        extractor = segment(model, None, cut)
         spec = dataset.element_spec[0]
         spec = tf.TensorSpec((None,) + tuple(spec.shape[1:]), spec.dtype)
-        clean = _batched(extractor, spec)
-        noisy = _batched(extractor, spec, augmenter) if augment_passes else None
+        clean = self._function(model, None, cut, spec)
+        noisy = self._function(model, None, cut, spec, augmenter) if augment_passes else None
         sinks, num_examples = None, 0
         bar = _Progress(dataset, augment_passes + 1, cut.name) if progress else None
         for p in range(augment_passes + 1):
@@ -240,6 +240,24 @@ class FeatureCache:
         arrays = [sink.finish() for sink in sinks]
         return CachedData(arrays, num_examples, augment_passes + 1,
                           isinstance(arrays[0], np.memmap))
+
+    def _function(self, model, start, end, spec, augmenter=None):
+        """The traced inference function of `model` from `start` to `end`, made once per model.
+
+        Building the segment model and tracing it costs about as much as a
+        small dataset's pass, and one `fit` asks for the same cut on its
+        training and validation data (`kerastl.fewshot`, `kerastl.tune`: on
+        many datasets). The function reads the model's variables when it
+        runs, so new weights need no new function.
+        """
+        key = (None if start is None else start.name, end.name, end.pooling, spec)
+        made = self._functions.setdefault(model, {}).setdefault(key, [])
+        for known, function in made:
+            if known is augmenter:
+                return function
+        function = _batched(segment(model, start, end), spec, augmenter)
+        made.append((augmenter, function))
+        return function
 
     def _allocate(self, shape, dtype):
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize

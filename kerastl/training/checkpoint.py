@@ -86,18 +86,28 @@ class Checkpoint:
         _write_json(os.path.join(folder, "done.json"), report.to_dict())
         shutil.rmtree(self.backup_dir(index), ignore_errors=True)
 
-    def save_best(self, weights, best: dict, stage: int) -> None:
+    def save_best(self, weights, best: dict, stage: int, outcomes=None) -> None:
+        """Saves the best stage so far: weights, metrics, index and per-example outcomes."""
         _save_arrays(os.path.join(self.directory, "best.npz"), weights)
-        _write_json(os.path.join(self.directory, "best.json"), {"best": best, "stage": stage})
+        _write_json(os.path.join(self.directory, "best.json"), {
+            "best": best, "stage": stage,
+            "outcomes": None if outcomes is None else [bool(o) for o in outcomes]})
 
     def load_best(self):
-        """Returns ``(best metrics, stage index, weights)`` saved so far, or None."""
+        """Returns ``(best metrics, stage index, weights, outcomes)`` saved so far, or None.
+
+        ``outcomes`` is the best stage's per-example validation correctness
+        (`kerastl.training.selection.validation_outcomes`), or None.
+        """
         path = os.path.join(self.directory, "best.json")
         if not os.path.exists(path):
             return None
         with open(path) as f:
             state = json.load(f)
-        return state["best"], state["stage"], _load_arrays(os.path.join(self.directory, "best.npz"))
+        outcomes = state.get("outcomes")
+        return (state["best"], state["stage"],
+                _load_arrays(os.path.join(self.directory, "best.npz")),
+                None if outcomes is None else np.asarray(outcomes, bool))
 
 
 def _check_same_run(saved: dict, plan: dict, directory: str) -> None:

@@ -19,9 +19,9 @@ Recipes:
 * ``"auto"``: decided from the data, not from a size threshold. With
   validation data it is ``"two_stage"``: the head (fitted in closed form on
   cached features, its regularisation chosen by cross-validation), then a
-  fine-tuning stage that `kerastl.fit` keeps only when it beats the head on
-  the validation data by at least two examples
-  (`kerastl.training.selection.keeps`; otherwise the head's weights are
+  fine-tuning stage that `kerastl.fit` keeps only when it clearly beats the
+  head on the validation data (a sign test on the examples they disagree
+  on, `kerastl.training.selection.keeps`; otherwise the head's weights are
   restored). Without validation data nothing could judge a fine-tuning
   stage, so it is ``"feature_extraction"`` (the head chosen by k-fold
   cross-validation). Backbones that cannot be partly unfrozen (TF Hub) get

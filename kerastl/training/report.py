@@ -48,6 +48,11 @@ class StageReport:
         refit_on: ``"training + validation data"`` when the kept linear head
             was refitted on both after every choice was made (its `best`
             metrics are from before the refit), else None.
+        comparison: How a later stage was judged against the best earlier
+            one (`kerastl.training.selection.keeps`): ``{"against": stage
+            index, "gained": validation examples it gets right that the
+            other got wrong, "lost": the other way round, "rule": "sign
+            test" or "margin", "kept": bool}``; None for the first stage.
     """
 
     name: str
@@ -76,6 +81,7 @@ class StageReport:
     interpolation: float | None = None
     fine_tuned_best: dict = dataclasses.field(default_factory=dict)
     refit_on: str | None = None
+    comparison: dict | None = None
 
     @property
     def seconds(self) -> float:
@@ -104,8 +110,9 @@ class FitReport:
         backbone_batches: Image batches run through the backbone (or its frozen
             prefix) to fill the feature cache.
         selected_on: What chose the stage the model ends at: ``"validation"``
-            (a later stage is kept only when it scores strictly better on
-            the validation data than every earlier one) or ``"none: ..."`` (no
+            (a later stage is kept only when it clearly beats the best
+            earlier one on the validation data,
+            `kerastl.training.selection.keeps`) or ``"none: ..."`` (no
             validation data: the last stage).
 
     Example:
@@ -172,7 +179,21 @@ class FitReport:
             choices.append(f"stage kept: {self.selected_on}")
         if choices:
             lines.append("  chosen on: " + "; ".join(choices))
+        judged = [_judged(s, self.stages) for s in self.stages if s.comparison]
+        if judged:
+            lines.append("  kept or not: " + "; ".join(judged))
         return "\n".join(lines)
+
+
+def _judged(stage: StageReport, stages: list) -> str:
+    """``"fine_tune vs 'head': +9 -3 validation examples (sign test), kept"``."""
+    c = stage.comparison
+    against = c.get("against")
+    name = stages[against].name if against is not None and against < len(stages) else against
+    counts = (f"+{c['gained']} -{c['lost']} validation examples"
+              if c.get("gained") is not None else "validation accuracy")
+    return (f"{stage.name} vs {name!r}: {counts} ({c.get('rule')}), "
+            + ("kept" if c.get("kept") else "discarded"))
 
 
 __all__ = ["FitReport", "StageReport"]

@@ -2,8 +2,9 @@
 
 `run_stages` runs a recipe's stages in order. Each later stage starts from
 the weights the earlier ones left and is kept only when `keeps` says it
-beats them on the validation data; otherwise the weights of the best
-earlier stage are restored. When the run ends at a closed-form linear head
+clearly beats them on the validation data (a sign test on the examples
+they disagree on); otherwise the weights of the best earlier stage are
+restored. When the run ends at a closed-form linear head
 and `refit_head` is on, the head is refitted on training + validation data
 at its chosen strength (every choice is made by then).
 """
@@ -11,6 +12,9 @@ at its chosen strength (every choice is made by then).
 from __future__ import annotations
 
 import time
+
+import keras
+import numpy as np
 
 from kerastl.training.callbacks import is_better
 from kerastl.training.stage import refit_linear_head, run_stage
@@ -33,13 +37,14 @@ def run_stages(ctx, stages, report, *, runner=run_stage) -> None:
         >>> report.best_stage
         1
     """
-    best, best_stage, best_weights = None, None, None
+    best, best_stage, best_weights, best_outcomes = None, None, None, None
     if ctx.checkpoint is not None:
         saved = ctx.checkpoint.load_best()
         if saved is not None:
-            best, best_stage, best_weights = saved
+            best, best_stage, best_weights, best_outcomes = saved
     _warm_cache(ctx, [s for i, s in enumerate(stages)
                       if ctx.checkpoint is None or ctx.checkpoint.finished(i) is None])
+    judged = len(stages) > 1
     for index, stage in enumerate(stages):
         done = ctx.checkpoint.finished(index) if ctx.checkpoint else None
         if done is not None:
@@ -49,10 +54,17 @@ def run_stages(ctx, stages, report, *, runner=run_stage) -> None:
         stage_report = runner(ctx, index, stage)
         report.stages.append(stage_report)
         report.num_examples = ctx.train.num_examples
-        if ctx.validation is None or keeps(ctx, stage_report.best, best):
+        outcomes = validation_outcomes(ctx) if judged else None
+        kept = ctx.validation is None or keeps(ctx, stage_report.best, best, outcomes=outcomes,
+                                               best_outcomes=best_outcomes)
+        if best is not None and ctx.validation is not None:
+            stage_report.comparison = dict(_comparison(outcomes, best_outcomes),
+                                           against=best_stage, kept=bool(kept))
+        if kept:
             best, best_stage, best_weights = stage_report.best, index, ctx.model.get_weights()
+            best_outcomes = outcomes
             if ctx.checkpoint is not None:
-                ctx.checkpoint.save_best(best_weights, best, index)
+                ctx.checkpoint.save_best(best_weights, best, index, outcomes)
         if ctx.checkpoint is not None:
             ctx.checkpoint.finish_stage(ctx.model, index, stage_report)
     if best_weights is not None and best_stage != len(stages) - 1:
@@ -64,19 +76,26 @@ def run_stages(ctx, stages, report, *, runner=run_stage) -> None:
         refit_linear_head(ctx, kept)
 
 
-def keeps(ctx, logs, best) -> bool:
+def keeps(ctx, logs, best, *, outcomes=None, best_outcomes=None) -> bool:
     """Whether a stage's best metrics `logs` replace the earlier stages' `best`.
 
-    A later stage must beat the earlier ones by more than one validation
-    example on an accuracy: a single example is within the noise of the
-    choice (the stage's best epoch was itself picked on those examples), and
-    a fine-tuning that does not clearly beat the head is not worth its risk.
-    Loss monitors need a strict improvement (no tie-break).
+    On an accuracy a later stage must clearly beat the best earlier one on
+    the validation data. With both stages' per-example outcomes
+    (`validation_outcomes`) this is a sign test on the examples they
+    disagree on (`clearly_better`): with ``gained`` examples only the new
+    stage gets right and ``lost`` the other way round, it is kept when
+    ``gained - lost >= max(2, sqrt(gained + lost))``. One example is within
+    the noise of the choice, and the more two models disagree, the larger a
+    difference chance alone produces. Without outcomes (a resumed run that
+    saved none, a multi-output model) the rule is the same margin of two
+    examples on the accuracy. Loss monitors need a strict improvement.
 
     Args:
         ctx: The run's context (its ``monitor`` and ``validation.num_examples``).
         logs: The stage's metrics.
         best: The metrics of the best earlier stage, or None (the first stage).
+        outcomes: The stage's per-example validation correctness, or None.
+        best_outcomes: The best earlier stage's, or None.
 
     Returns:
         True when the stage is kept.
@@ -92,6 +111,10 @@ def keeps(ctx, logs, best) -> bool:
         return False
     if not ctx.monitor.endswith("accuracy"):
         return True
+    if outcomes is not None and best_outcomes is not None and len(outcomes) == len(
+            best_outcomes):
+        counts = _comparison(outcomes, best_outcomes)
+        return clearly_better(counts["gained"], counts["lost"])
     count = ctx.validation.num_examples or 0
     gain = float(logs[ctx.monitor]) - float(best[ctx.monitor])
     if not count:
@@ -99,6 +122,84 @@ def keeps(ctx, logs, best) -> bool:
     # In examples: 2 or more. Half an example absorbs float32 rounding of the
     # metrics and a count that is an upper bound (a dataset's last batch).
     return gain * count > 1.5
+
+
+def clearly_better(gained: int, lost: int) -> bool:
+    """The sign test of `keeps`: ``gained - lost >= max(2, sqrt(gained + lost))``.
+
+    Under the hypothesis that both models are as good, each of the ``n =
+    gained + lost`` examples they disagree on goes either way with
+    probability 1/2, so ``gained - lost`` has mean 0 and standard deviation
+    ``sqrt(n)``; the rule asks for one standard deviation and at least two
+    examples.
+
+    Args:
+        gained: Examples the new model gets right and the old one wrong.
+        lost: Examples the old model gets right and the new one wrong.
+
+    Returns:
+        True when the new model is kept.
+
+    Example:
+        >>> kerastl.training.selection.clearly_better(9, 3)
+        True
+        >>> kerastl.training.selection.clearly_better(12, 8)
+        False
+    """
+    difference = int(gained) - int(lost)
+    return difference >= 2 and difference * difference >= int(gained) + int(lost)
+
+
+def validation_outcomes(ctx):
+    """Per-example correctness of ``ctx.model`` on the validation data, or None.
+
+    The model runs in inference mode over the context's
+    ``validation_batches()`` (``(images, labels)`` batches as the model
+    sees them) in one pass, the labels read from the same batches, so a
+    reshuffling dataset stays paired. An example is right when its top class is the label
+    (``"multiclass"``) or every output is on the label's side of 0.5
+    (``"binary"``). None without validation data, for a monitor that is not
+    an accuracy, or for a model with several outputs.
+
+    Args:
+        ctx: The run's `kerastl.training.stage.Context`.
+
+    Returns:
+        A boolean array with one entry per validation example, or None.
+
+    Example:
+        >>> kerastl.training.selection.validation_outcomes(ctx)[:4]
+        array([ True,  True, False,  True])
+    """
+    batches = ctx.validation_batches() if ctx.monitor.endswith("accuracy") else None
+    if batches is None:
+        return None
+    right = []
+    for batch in batches:
+        predictions = ctx.model(batch[0], training=False)
+        if not hasattr(predictions, "shape"):
+            return None
+        predictions = np.asarray(keras.ops.convert_to_numpy(predictions), "float32")
+        right.append(_right(ctx.task, predictions, np.asarray(batch[1])))
+    return np.concatenate(right) if right else None
+
+
+def _right(task: str, predictions, labels):
+    """Per-row correctness; multiclass labels are class ids or one-hot rows."""
+    rows = len(predictions)
+    if task == "multiclass":
+        ids = (labels.reshape(rows) if labels.ndim == 1 or labels.shape[-1] == 1
+               else labels.argmax(-1))
+        return predictions.argmax(-1) == ids.astype("int64")
+    return ((predictions > 0.5) == (labels > 0.5)).reshape(rows, -1).all(-1)
+
+
+def _comparison(outcomes, best_outcomes) -> dict:
+    if outcomes is None or best_outcomes is None or len(outcomes) != len(best_outcomes):
+        return {"rule": "margin", "gained": None, "lost": None}
+    outcomes, best_outcomes = np.asarray(outcomes, bool), np.asarray(best_outcomes, bool)
+    return {"rule": "sign test", "gained": int(np.sum(outcomes & ~best_outcomes)),
+            "lost": int(np.sum(best_outcomes & ~outcomes))}
 
 
 def _warm_cache(ctx, stages):
@@ -117,4 +218,4 @@ def _warm_cache(ctx, stages):
         ctx.warm_seconds = time.perf_counter() - start
 
 
-__all__ = ["keeps", "run_stages"]
+__all__ = ["clearly_better", "keeps", "run_stages", "validation_outcomes"]

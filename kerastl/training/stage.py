@@ -71,6 +71,12 @@ class Context:
                           "is not a functional model): training on images")
         return cut, None
 
+    def validation_batches(self):
+        """The validation ``(images, labels)`` batches as the model sees them, or None."""
+        if self.validation is None:
+            return None
+        return self.validation.dataset.map(self.val_transform)
+
     def cached(self, cut) -> tuple:
         """Returns cached ``(train, validation)`` activations at `cut` (filling the cache)."""
         opts = self.options

@@ -107,6 +107,42 @@ def test_changed_frozen_weights_invalidate_the_entry():
     assert second is not first and cache.backbone_batches == 6 and len(cache) == 1
 
 
+def test_the_traced_extractor_is_made_once_per_model_and_cut(monkeypatch):
+    from kerastl.training import cache as cache_module
+
+    made = []
+
+    def counting(model, start, end):
+        made.append((start, end.name))
+        return graph.segment(model, start, end)
+
+    monkeypatch.setattr(cache_module, "segment", counting)
+    model = tiny_kerastl_model(3)
+    cache = FeatureCache()
+    (train, _, _), (val, val_images, _) = _dataset(seed=0), _dataset(n=12, seed=1)
+    cache.get(model, train, graph.pooled_cut(model))
+    cache.get(model, val, graph.pooled_cut(model))
+    assert len(made) == 1 and cache.backbone_batches == 5
+    # New frozen weights: recomputed by the same function, and it reads them.
+    conv = model.get_layer("backbone").layers[1]
+    conv.kernel.assign(conv.kernel * 2.0)
+    data = cache.get(model, val, graph.pooled_cut(model))
+    assert len(made) == 1 and cache.backbone_batches == 7
+    assert_float32_close(data.arrays[0], kerastl.feature_extractor(model)(val_images),
+                         depth=8, terms=72)
+    # Another augmenter, another cut or another model: a function of its own.
+    flip = keras.layers.RandomFlip("horizontal", seed=0)
+    cache.get(model, train, graph.pooled_cut(model), augment_passes=1, augmenter=flip,
+              augmenter_key="flip")
+    assert len(made) == 2
+    blocks = kerastl.get_blocks(model)
+    cache.get(model, train, graph.prefix_cut(model, blocks, 1))
+    other = tiny_kerastl_model(3)
+    other.get_layer("backbone").layers[1].kernel.assign(conv.kernel * 3.0)
+    cache.get(other, train, graph.pooled_cut(other))
+    assert len(made) == 4
+
+
 def test_namespaces_keep_the_entries_of_several_models_of_one_source():
     ds, _, _ = _dataset()
     cache = FeatureCache()
