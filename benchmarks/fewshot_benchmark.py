@@ -5,8 +5,7 @@ Stages (``--stages``, default all; features are computed once and kept in ``--ca
 features  MobileNetV2 (ImageNet) at 224 px, pooled features of every image of
           flowers_kaggle_227/{train,val} and cats_and_dogs_filtered/{train,validation}
           through kerastl.fewshot's own path (kerastl.training.FeatureCache).
-build     Only the build timing of the device stage (--memoize-extractor: with the
-          proposed kerastl.training.cache change, see memoize_extractors).
+build     Only the build timing of the device stage (no features cache needed).
 device    Times kerastl.fewshot.build of a 5-way model from 25 flower images (the
           backbone already loaded, after one warm-up build), and exports that model
           with kerastl.fewshot.export (float32 + int8; --calibration images from the
@@ -135,41 +134,6 @@ def stage_features(args, sink) -> dict:
     return arrays
 
 
-def memoize_extractors() -> None:
-    """Measures a proposed change of kerastl.training.cache (``--memoize-extractor``).
-
-    `FeatureCache._compute` builds a new ``segment`` model and traces a new
-    ``tf.function`` on every pass; this patch keeps the clean extractor per
-    model and cut, so a second pass of the same model does not trace again.
-    """
-    import weakref
-
-    import kerastl.training.cache as cache
-
-    segment, batched = cache.segment, cache._batched
-    models, functions = weakref.WeakKeyDictionary(), weakref.WeakKeyDictionary()
-
-    def kept_segment(model, start, end):
-        if start is not None:
-            return segment(model, start, end)
-        per = models.setdefault(model, {})
-        key = (end.name, end.pooling)
-        if key not in per:
-            per[key] = segment(model, start, end)
-        return per[key]
-
-    def kept_batched(model, spec, augmenter=None):
-        if augmenter is not None:
-            return batched(model, spec, augmenter)
-        per = functions.setdefault(model, {})
-        key = (tuple(spec.shape), spec.dtype)
-        if key not in per:
-            per[key] = batched(model, spec)
-        return per[key]
-
-    cache.segment, cache._batched = kept_segment, kept_batched
-
-
 def build_time(args, sink):
     """Times kerastl.fewshot.build of a 5-way model from 25 train photos (median of 3)."""
     import kerastl
@@ -189,8 +153,7 @@ def build_time(args, sink):
         proto = fs.build(model, (x[support], y[support]), class_names=names)
         times.append(time.perf_counter() - start)
     _emit({"stage": "build_time", "images": 25, "ways": 5, "seconds_median":
-           round(float(np.median(times)), 2), "seconds": [round(t, 2) for t in times],
-           "memoized_extractor": args.memoize_extractor}, sink)
+           round(float(np.median(times)), 2), "seconds": [round(t, 2) for t in times]}, sink)
     return proto, x, y, rng, support, root
 
 
@@ -346,6 +309,15 @@ def stage_extend(args, arrays, sink) -> None:
         _, epochs, extra, model = best
         _emit({"stage": "extend", "method": label, "chosen_on_validation":
                {"epochs": epochs, **extra}, **_accuracy(model, tx, ty, k)}, sink)
+    # Streaming LDA: the old classes' statistics are taken when the old model is
+    # trained; the extension sees only them and the new images (nothing to choose).
+    start = time.perf_counter()
+    stats = fs.class_statistics(base, old)
+    stats_seconds = time.perf_counter() - start
+    r = fs.extend(base, new, method="slda", statistics=stats, class_names=["sunflower", "tulip"])
+    _emit({"stage": "extend", "method": "slda (old-class statistics, no old images)",
+           "chosen_on_validation": {}, "statistics_seconds": round(stats_seconds, 2),
+           "extend_seconds": round(r.seconds, 2), **_accuracy(r.model, tx, ty, k)}, sink)
 
 
 def main(argv=None) -> int:
@@ -362,18 +334,16 @@ def main(argv=None) -> int:
     parser.add_argument("--calibration", type=int, default=100)
     parser.add_argument("--fit-episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--memoize-extractor", action="store_true",
-                        help="build stage: measure the proposed FeatureCache change")
     args = parser.parse_args(argv)
     args.shots = [int(s) for s in args.shots.split(",")]
     stages = args.stages = args.stages.split(",")
-    if args.memoize_extractor:
-        memoize_extractors()
     seed_keras_home(_assets())
     sink = Sink(args.results)
-    if "features" in stages or not Path(args.cache).is_file():
+    arrays = None
+    if "features" in stages or (not Path(args.cache).is_file()
+                                and {"episodes", "extend"} & set(stages)):
         arrays = stage_features(args, sink)
-    else:
+    elif {"episodes", "extend"} & set(stages):
         arrays = dict(np.load(args.cache))
     if "device" in stages or "build" in stages:
         stage_device(args, sink)

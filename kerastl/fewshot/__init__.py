@@ -7,7 +7,9 @@
 * `add_classes`: appends prototypes for new classes; the old ones stay bit-identical.
 * `evaluate`: N-way K-shot episodes, mean accuracy with a 95% confidence interval.
 * `extend` (`kerastl.extend`): adds classes to a trained classifier with
-  Learning without Forgetting, EWC, a replay buffer, or naive fine-tuning.
+  Learning without Forgetting, EWC, a replay buffer, naive fine-tuning, or
+  streaming LDA (``"slda"``: from `class_statistics`, saved while the old
+  images were at hand; no old images needed later).
 * `export`: an embedding ``.tflite`` plus the prototypes and a ``classify``
   signature (embeddings x prototype matrix), so an app adds a class on the
   device by averaging the embeddings of a few photos.
@@ -32,14 +34,16 @@ _LAZY = {
     "evaluate": "episodes", "mean_ci": "episodes", "OnDeviceReport": "ondevice",
     "export": "exporter", "ExtendResult": "incremental", "extend": "incremental",
     "PrototypeClassifier": "layers", "PrototypeHead": "layers",
+    "ClassStatistics": "statistics", "class_statistics": "statistics",
 }
 # Submodules (no module is named like a function: importing one sets a package attribute).
 _MODULES = ("builder", "episodes", "exporter", "incremental", "layers", "ondevice",
-            "prototypes")
+            "prototypes", "statistics")
 
 
 __getattr__, __dir__ = attributes(__name__, _LAZY, _MODULES)
 
 
-__all__ = ["EpisodeResult", "ExtendResult", "OnDeviceReport", "PrototypeClassifier",
-           "PrototypeHead", "add_classes", "build", "evaluate", "export", "extend", "mean_ci"]
+__all__ = ["ClassStatistics", "EpisodeResult", "ExtendResult", "OnDeviceReport",
+           "PrototypeClassifier", "PrototypeHead", "add_classes", "build", "class_statistics",
+           "evaluate", "export", "extend", "mean_ci"]

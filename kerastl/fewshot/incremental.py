@@ -23,6 +23,13 @@ the new images, with one of:
   `replay_per_class` old images per old class, each class weighted equally.
 * ``"naive"``: the cross-entropy on the new images alone (the forgetting
   baseline).
+* ``"slda"``: no training: the whole head becomes the linear discriminant of
+  `kerastl.fewshot.ClassStatistics` (streaming LDA, Hayes & Kanan 2020),
+  the old classes' statistics (saved while their images were at hand, or
+  computed from `old_data`) plus the new images'. It is the head that all
+  the images together would give, so nothing is forgotten by the update;
+  the old classes' scores change because the old head is replaced by the
+  discriminant. Needs a head without hidden layers.
 
 The backbone is frozen: its features are computed once
 (`kerastl.training.FeatureCache`) and the returned model shares it.
@@ -41,11 +48,12 @@ from kerastl._validation import check_float, check_int, check_one_of
 from kerastl.accessors import get_head
 from kerastl.fewshot._data import check_every_class, features
 from kerastl.fewshot.builder import new_class_names, pooled_width, with_head
+from kerastl.fewshot.statistics import ClassStatistics
 from kerastl.layers import ClassificationHead
 from kerastl.training.cache import FeatureCache
 from kerastl.training.graph import head_model
 
-METHODS = ("lwf", "ewc", "replay", "naive")
+METHODS = ("lwf", "ewc", "replay", "naive", "slda")
 DISTILL_OVER = ("all", "old")
 _TINY = 1e-12
 
@@ -56,7 +64,7 @@ class ExtendResult:
 
     Attributes:
         model: The model with ``old + new`` classes (shares the backbone).
-        method: ``"lwf"``, ``"ewc"``, ``"replay"`` or ``"naive"``.
+        method: ``"lwf"``, ``"ewc"``, ``"replay"``, ``"naive"`` or ``"slda"``.
         class_names: Old class names, then the new ones.
         num_old_classes: How many of them are old.
         losses: Mean training loss per epoch.
@@ -67,6 +75,8 @@ class ExtendResult:
         new_accuracy: Its accuracy on the new-class images.
         accuracy: Its accuracy on all of `eval_data`.
         seconds: Time of the call.
+        statistics: ``"slda"``: the `kerastl.fewshot.ClassStatistics` of every
+            class of the grown model (pass them to the next `extend`); else None.
     """
 
     model: keras.Model
@@ -79,6 +89,7 @@ class ExtendResult:
     new_accuracy: float | None = None
     accuracy: float | None = None
     seconds: float = 0.0
+    statistics: ClassStatistics | None = None
 
     @property
     def old_accuracy_drop(self) -> float | None:
@@ -218,7 +229,8 @@ def extend(model, new_data, *, old_data=None, method: str = "lwf", class_names=N
            eval_data=None, epochs: int = 30, learning_rate: float = 1e-3, batch_size: int = 32,
            temperature: float = 2.0, distillation: float = 0.1, distill_over: str = "all",
            ewc_strength: float = 100.0,
-           replay_per_class: int = 20, feature_cache=None, seed: int = 0) -> ExtendResult:
+           replay_per_class: int = 20, statistics=None, feature_cache=None,
+           seed: int = 0) -> ExtendResult:
     """Grows a trained classifier by new classes and trains it without forgetting the old.
 
     Args:
@@ -226,8 +238,10 @@ def extend(model, new_data, *, old_data=None, method: str = "lwf", class_names=N
         new_data: Labelled images of the new classes only (labels 0 .. m-1 index
             the new classes), in any form `kerastl.fewshot.build` takes.
         old_data: Labelled images of the old classes (labels of `model`);
-            needed by ``"ewc"`` (the Fisher information) and ``"replay"`` (the buffer).
-        method: ``"lwf"``, ``"ewc"``, ``"replay"`` or ``"naive"`` (see the module doc).
+            needed by ``"ewc"`` (the Fisher information) and ``"replay"`` (the
+            buffer), and by ``"slda"`` without `statistics`.
+        method: ``"lwf"``, ``"ewc"``, ``"replay"``, ``"naive"`` or ``"slda"`` (see
+            the module doc; ``"slda"`` has no epochs, rate or batches of training).
         class_names: Names of the new classes (default: those of `new_data`).
         eval_data: Optional labelled images of old and new classes, labels in the
             grown model's order (old classes first); fills the accuracies of the result.
@@ -240,6 +254,8 @@ def extend(model, new_data, *, old_data=None, method: str = "lwf", class_names=N
             over the old classes), see the module doc.
         ewc_strength: Weight of the EWC penalty.
         replay_per_class: Old examples kept per old class for ``"replay"``.
+        statistics: ``"slda"``: the old classes' `kerastl.fewshot.ClassStatistics`
+            (`kerastl.fewshot.class_statistics`, or an earlier result's).
         feature_cache: A `kerastl.training.FeatureCache` to share backbone passes.
         seed: Seed of the shuffling and of the replay buffer.
 
@@ -264,11 +280,16 @@ def extend(model, new_data, *, old_data=None, method: str = "lwf", class_names=N
             "ewc_strength": check_float("ewc_strength", ewc_strength, minimum=0.0),
             "seed": check_int("seed", seed, minimum=0)}
     per_class = check_int("replay_per_class", replay_per_class, minimum=1)
+    head = _classifier(model)
+    if method == "slda":
+        _check_statistics(head, statistics, old_data)
+    elif statistics is not None:
+        raise ValueError("`statistics` is used by method='slda' only. Received: "
+                         f"method={method!r} with statistics")
     if method in ("ewc", "replay") and old_data is None:
         raise ValueError(f"method={method!r} needs `old_data` (images of the old classes: "
                          f"{'the Fisher information' if method == 'ewc' else 'the buffer'}). "
                          "Received: old_data=None")
-    head = _classifier(model)
     k = head.num_outputs
     cache = FeatureCache() if feature_cache is None else feature_cache
     common = {"width": pooled_width(model), "feature_cache": cache, "batch_size": batch_size}
@@ -279,12 +300,59 @@ def extend(model, new_data, *, old_data=None, method: str = "lwf", class_names=N
     old_trainer = head_model(model)
     grown = _grown_model(model, head, names)
     trainer = head_model(grown)
+    if method == "slda":
+        result = _slda(grown, head, found, old_names, new_names, statistics, old_data, common)
+    else:
+        result = _trained(method, old_data, found, names, k, old_trainer, trainer, grown,
+                          opts, per_class, common)
+    if eval_data is not None:
+        evaluation = features("eval_data", model, eval_data, **common)
+        check_every_class("eval_data", evaluation.y, len(names), names)
+        _accuracies(result, old_trainer, trainer, evaluation, k)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _check_statistics(head, statistics, old_data) -> None:
+    if head.hidden_units:
+        raise ValueError("method='slda' replaces the output layer by a linear discriminant "
+                         "of the pooled features; this head has hidden layers. Received: "
+                         f"hidden_units={head.hidden_units!r}")
+    if statistics is None and old_data is None:
+        raise ValueError("method='slda' needs the old classes' `statistics` "
+                         "(kerastl.fewshot.class_statistics, computed while their images "
+                         "were at hand) or `old_data`. Received: statistics=None, "
+                         "old_data=None")
+    if statistics is not None and not isinstance(statistics, ClassStatistics):
+        raise TypeError("`statistics` must be a kerastl.fewshot.ClassStatistics. "
+                        f"Received: statistics={statistics!r:.200}")
+
+
+def _slda(grown, head, found, old_names, new_names, statistics, old_data, common):
+    """The grown head as the discriminant of the old statistics plus the new features."""
+    k = head.num_outputs
+    if statistics is None:
+        old = features("old_data", grown, old_data, **common)
+        check_every_class("old_data", old.y, k, old_names)
+        statistics = ClassStatistics.from_features(old.x, old.y, old_names)
+    if len(statistics.class_names) != k or statistics.width != found.x.shape[1]:
+        raise ValueError(f"`statistics` must describe the model's {k} classes on "
+                         f"{found.x.shape[1]}-wide features. Received: "
+                         f"{len(statistics.class_names)} classes, width {statistics.width}")
+    combined = statistics.add(ClassStatistics.from_features(found.x, found.y, new_names))
+    get_head(grown).output_layer.set_weights(list(combined.linear_head()))
+    return ExtendResult(grown, "slda", old_names + new_names, k, [], statistics=combined)
+
+
+def _trained(method, old_data, found, names, k, old_trainer, trainer, grown, opts,
+             per_class, common):
+    """LwF, EWC, replay or naive: Adam epochs of the grown head on cached features."""
     x, y = found.x, found.y + k
     weights = np.ones(len(x), "float32")
     penalty = None
     if old_data is not None:
-        old = features("old_data", model, old_data, **common)
-        check_every_class("old_data", old.y, k, old_names)
+        old = features("old_data", grown, old_data, **common)
+        check_every_class("old_data", old.y, k, names[:k])
         if method == "replay":
             rows = _replay_rows(old.y, per_class, opts["seed"])
             x, y = np.concatenate([x, old.x[rows]]), np.concatenate([y, old.y[rows]])
@@ -299,13 +367,7 @@ def extend(model, new_data, *, old_data=None, method: str = "lwf", class_names=N
     soft = (soft / soft.sum(axis=1, keepdims=True)).astype("float32")
     losses = _train(trainer, x.astype("float32"), y.astype("int64"), weights, soft, penalty,
                     opts, k)
-    result = ExtendResult(grown, method, names, k, losses)
-    if eval_data is not None:
-        evaluation = features("eval_data", model, eval_data, **common)
-        check_every_class("eval_data", evaluation.y, len(names), names)
-        _accuracies(result, old_trainer, trainer, evaluation, k)
-    result.seconds = time.perf_counter() - start
-    return result
+    return ExtendResult(grown, method, names, k, losses)
 
 
 def _pad(fisher, trainer, k):
