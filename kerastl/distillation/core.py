@@ -24,7 +24,7 @@ from kerastl.training.cache import FeatureCache
 from kerastl.training.checkpoint import Checkpoint
 # The stage loop of kerastl.fit (checkpoints, keep-a-stage rule), with its runner.
 from kerastl.training.selection import run_stages as fit_stages
-from kerastl.training.fitting import compile_for_evaluation
+from kerastl.training.fitting import compile_for_evaluation, reseed_layers
 from kerastl.training.inputs import Data
 from kerastl.training.options import check_callbacks
 from kerastl.training.recipes import Stage, plan_stages
@@ -175,6 +175,7 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
     strategy = resolve_strategy(strategy, student)
     if opts.seed is not None:
         keras.utils.set_random_seed(opts.seed)
+        reseed_layers(student, opts.seed)  # as kerastl.fit: masks independent of earlier builds
     blocks = get_blocks(student)
     depth = opts.trainable_blocks if opts.trainable_blocks is not None else (
         DEFAULT_TRAINABLE_BLOCKS if opts.recipe != "feature_extraction" else 0)
