@@ -138,7 +138,8 @@ def _kerastl(method, x, y, tr, va, test_x, test_y, size, num_classes, seed, fit_
     return {"test_accuracy": float((predicted == test_y).mean()), "recipe": report.recipe,
             "best_stage": report.best_stage,
             "stages": [{"name": s.name, "solver": s.solver, "l2": s.l2,
-                        "val": s.best.get("val_accuracy"), "epochs_run": s.epochs_run}
+                        "val": s.best.get("val_accuracy"), "epochs_run": s.epochs_run,
+                        "seconds": s.seconds, "comparison": s.comparison}
                        for s in report.stages],
             "val_accuracy": report.best.get("val_accuracy")}
 

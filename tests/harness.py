@@ -23,11 +23,15 @@ def random_images(n: int, size: int = 32, *, seed: int = 0) -> np.ndarray:
     return (rng.random((n, size, size, 3)) * 255.0).astype("float32")
 
 
-def separable_images(n: int, num_classes: int, size: int = 32, *, seed: int = 0):
+def separable_images(n: int, num_classes: int, size: int = 32, *, seed: int = 0,
+                     mislabeled: int = 0):
     """Returns (images, labels) whose class is visible in the mean color.
 
     Class ``c`` images are tinted toward a distinct color, so even a tiny
-    random backbone plus a head can learn them in a few steps.
+    random backbone plus a head can learn them in a few steps. The first
+    `mislabeled` labels are then moved to the next class: validation data
+    that no model gets all right, so `kerastl.fit` still runs the stages
+    after the head (it skips those when the head misses fewer than two).
     """
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % num_classes
@@ -37,6 +41,7 @@ def separable_images(n: int, num_classes: int, size: int = 32, *, seed: int = 0)
     for c in range(num_classes):
         channel = c % 3
         base[labels == c, :, :, channel] += palette[c]
+    labels[:mislabeled] = (labels[:mislabeled] + 1) % num_classes
     return np.clip(base, 0, 255).astype("float32"), labels.astype("int64")
 
 

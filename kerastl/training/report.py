@@ -52,7 +52,9 @@ class StageReport:
             one (`kerastl.training.selection.keeps`): ``{"against": stage
             index, "gained": validation examples it gets right that the
             other got wrong, "lost": the other way round, "rule": "sign
-            test" or "margin", "kept": bool}``; None for the first stage.
+            test", "margin" or "not run" (skipped: the earlier stage misses
+            fewer than two validation examples, so nothing could be kept),
+            "kept": bool}``; None for the first stage.
     """
 
     name: str
@@ -190,6 +192,8 @@ def _judged(stage: StageReport, stages: list) -> str:
     c = stage.comparison
     against = c.get("against")
     name = stages[against].name if against is not None and against < len(stages) else against
+    if c.get("rule") == "not run":
+        return f"{stage.name} vs {name!r}: not run (nothing left to win on validation)"
     counts = (f"+{c['gained']} -{c['lost']} validation examples"
               if c.get("gained") is not None else "validation accuracy")
     return (f"{stage.name} vs {name!r}: {counts} ({c.get('rule')}), "

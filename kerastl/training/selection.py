@@ -4,7 +4,9 @@
 the weights the earlier ones left and is kept only when `keeps` says it
 clearly beats them on the validation data (a sign test on the examples
 they disagree on); otherwise the weights of the best earlier stage are
-restored. When the run ends at a closed-form linear head
+restored. A stage that could not be kept whatever it learns (the best
+earlier stage misses fewer than two validation examples) is not run. When
+the run ends at a closed-form linear head
 and `refit_head` is on, the head is refitted on training + validation data
 at its chosen strength (every choice is made by then).
 """
@@ -17,6 +19,7 @@ import keras
 import numpy as np
 
 from kerastl.training.callbacks import is_better
+from kerastl.training.report import StageReport
 from kerastl.training.stage import refit_linear_head, run_stage
 
 
@@ -50,6 +53,11 @@ def run_stages(ctx, stages, report, *, runner=run_stage) -> None:
         if done is not None:
             ctx.checkpoint.restore_stage(ctx.model, index)
             report.stages.append(done)
+            continue
+        if best_outcomes is not None and not can_be_beaten(best_outcomes):
+            report.stages.append(_not_run(ctx, stage, best_stage, best_outcomes))
+            if ctx.checkpoint is not None:
+                ctx.checkpoint.finish_stage(ctx.model, index, report.stages[-1])
             continue
         stage_report = runner(ctx, index, stage)
         report.stages.append(stage_report)
@@ -150,6 +158,42 @@ def clearly_better(gained: int, lost: int) -> bool:
     return difference >= 2 and difference * difference >= int(gained) + int(lost)
 
 
+def can_be_beaten(outcomes) -> bool:
+    """Whether any later stage could be kept over a stage with these `outcomes`.
+
+    A later stage must gain at least two examples more than it loses
+    (`clearly_better`), so a stage that misses fewer than two validation
+    examples cannot be beaten and the stages after it are not run.
+
+    Args:
+        outcomes: The stage's per-example validation correctness
+            (`validation_outcomes`).
+
+    Returns:
+        True when at least two validation examples are wrong.
+
+    Example:
+        >>> kerastl.training.selection.can_be_beaten(np.array([True, False, False]))
+        True
+    """
+    return int(np.sum(~np.asarray(outcomes, bool))) >= 2
+
+
+def _not_run(ctx, stage, best_stage, best_outcomes):
+    """The report of a stage skipped because the kept stage cannot be beaten."""
+    wrong, total = int(np.sum(~np.asarray(best_outcomes, bool))), len(best_outcomes)
+    depth = stage.trainable_blocks if isinstance(stage.trainable_blocks, int) else 0
+    blocks = getattr(ctx, "blocks", None) or []
+    names = [b.name for b in blocks[len(blocks) - depth:]] if depth and blocks else []
+    return StageReport(
+        stage.name, depth, names, [], stage.epochs, learning_rate=stage.learning_rate,
+        backbone_learning_rate=stage.backbone_learning_rate, layer_decay=stage.layer_decay,
+        selected_on=(f"none: not run (the kept stage misses {wrong} of {total} validation "
+                     "examples; a stage must get 2 more right to be kept)"),
+        comparison={"rule": "not run", "gained": None, "lost": None,
+                    "against": best_stage, "kept": False})
+
+
 def validation_outcomes(ctx):
     """Per-example correctness of ``ctx.model`` on the validation data, or None.
 
@@ -218,4 +262,4 @@ def _warm_cache(ctx, stages):
         ctx.warm_seconds = time.perf_counter() - start
 
 
-__all__ = ["clearly_better", "keeps", "run_stages", "validation_outcomes"]
+__all__ = ["can_be_beaten", "clearly_better", "keeps", "run_stages", "validation_outcomes"]

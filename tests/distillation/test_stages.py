@@ -1,7 +1,7 @@
 """distill's stages: kerastl.fit first, then a cached distillation stage kept only if it wins."""
 
 import numpy as np
-from harness import tiny_kerastl_model
+from harness import separable_images, tiny_kerastl_model
 
 import kerastl
 from kerastl.distillation import TeacherCache, distill
@@ -31,6 +31,8 @@ def test_cached_stage_trains_the_top_blocks_and_is_kept_when_it_wins():
 
 def test_fitted_student_is_kept_when_distillation_does_not_beat_it():
     teacher, train, val = teacher_and_data()
+    # Labels no student gets all right, so the distillation stage runs and is judged.
+    val = (val[0], separable_images(24, 3, 32, seed=1, mislabeled=4)[1])
     student = tiny_kerastl_model(3, size=24, seed=5)
     cache = TeacherCache()  # empty (falsy): the run must still fill this one
     report = distill(teacher, student, train, val, trainable_blocks=2, views=2,

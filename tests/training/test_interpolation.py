@@ -11,13 +11,13 @@ from kerastl.training import fit
 from kerastl.training.stage import interpolate_weights
 
 
-def _data(n, seed, batch):
-    x, y = separable_images(n, 3, seed=seed)
+def _data(n, seed, batch, mislabeled=0):
+    x, y = separable_images(n, 3, seed=seed, mislabeled=mislabeled)
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch), x, y
 
 
 TRAIN, X, Y = _data(48, 0, 16)
-VAL, XV, YV = _data(24, 1, 12)
+VAL, XV, YV = _data(24, 1, 12, mislabeled=4)
 
 
 class Recorder(keras.callbacks.Callback):

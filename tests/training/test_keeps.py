@@ -10,7 +10,8 @@ import tensorflow as tf
 from kerastl.training.checkpoint import Checkpoint
 from kerastl.training.recipes import Stage
 from kerastl.training.report import FitReport, StageReport
-from kerastl.training.selection import clearly_better, run_stages, validation_outcomes
+from kerastl.training.selection import (can_be_beaten, clearly_better, run_stages,
+                                        validation_outcomes)
 from kerastl.training.selection import keeps as _keeps
 
 
@@ -100,7 +101,7 @@ def _lookup_ctx(model, labels, num_classes, *, one_hot=False, task="multiclass")
     return SimpleNamespace(
         model=model, task=task, monitor="val_accuracy", checkpoint=None,
         train=SimpleNamespace(num_examples=n), validation=SimpleNamespace(num_examples=n),
-        options=SimpleNamespace(refit_head=False), cut_for=lambda depth: (None, None),
+        options=SimpleNamespace(refit_head=False, verbose=0), cut_for=lambda depth: (None, None),
         validation_batches=lambda: ds)
 
 
@@ -189,3 +190,32 @@ def test_the_printed_report_says_why_a_stage_was_kept_or_not():
                                              "against": 0, "kept": False})]
     assert ("kept or not: fine_tune vs 'head': +12 -8 validation examples (sign test), "
             "discarded") in str(report)
+
+
+def test_can_be_beaten_needs_two_wrong_examples():
+    assert not can_be_beaten(np.array([True, True, True]))
+    assert not can_be_beaten(np.array([True, False, True]))
+    assert can_be_beaten(np.array([False, False, True]))
+
+
+def test_a_stage_that_could_not_be_kept_is_not_run():
+    num, classes = 20, 2
+    labels = np.zeros(num, "int64")
+    head = np.where(np.arange(num) < 19, 0, 1)                 # one wrong: unbeatable
+    model, dense = _lookup_model(num, classes)
+    ctx = _lookup_ctx(model, labels, classes)
+    ran = []
+    runner = _stage_runner(dense, [head, labels.copy()], labels, classes)
+
+    def counting(ctx, index, stage):
+        ran.append(stage.name)
+        return runner(ctx, index, stage)
+
+    report = FitReport("two_stage", "multiclass", "val_accuracy", num)
+    run_stages(ctx, _stages("head", "fine_tune"), report, runner=counting)
+    assert ran == ["head"] and report.best_stage == 0
+    skipped = report.stages[1]
+    assert skipped.epochs_run == 0 and skipped.comparison["rule"] == "not run"
+    assert skipped.selected_on.startswith("none: not run (the kept stage misses 1 of 20")
+    assert "fine_tune vs 'head': not run" in str(report)
+    np.testing.assert_array_equal(validation_outcomes(ctx), head == labels)

@@ -139,13 +139,13 @@ def test_bad_weights_and_features_are_refused():
 
 # kerastl.fit with the linear head.
 
-def _data(n, seed, batch=16):
-    x, y = separable_images(n, 3, seed=seed)
+def _data(n, seed, batch=16, mislabeled=0):
+    x, y = separable_images(n, 3, seed=seed, mislabeled=mislabeled)
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch), x, y
 
 
 TRAIN, X, Y = _data(48, 0)
-VAL, XV, YV = _data(24, 1, batch=12)
+VAL, XV, YV = _data(24, 1, batch=12, mislabeled=4)
 
 
 def test_fit_head_is_the_linear_solution_and_says_what_chose_it():

@@ -12,12 +12,12 @@ from kerastl.training import fit
 FINE_TUNE_EPOCHS = 4
 
 
-def _arrays(n, seed):
-    x, y = separable_images(n, 3, 32, seed=seed)
+def _arrays(n, seed, mislabeled=0):
+    x, y = separable_images(n, 3, 32, seed=seed, mislabeled=mislabeled)
     return x, y
 
 
-TRAIN, VAL = _arrays(48, 0), _arrays(24, 1)
+TRAIN, VAL = _arrays(48, 0), _arrays(24, 1, mislabeled=4)
 
 
 class _CorruptLastFineTuneEpoch(keras.callbacks.Callback):

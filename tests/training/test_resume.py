@@ -20,7 +20,7 @@ class Slow(keras.callbacks.Callback):
         time.sleep(float(os.environ.get("KERASTL_TEST_SLEEP", "0")))
 
 x, y = separable_images(48, 3, seed=0)
-xv, yv = separable_images(24, 3, seed=1)
+xv, yv = separable_images(24, 3, seed=1, mislabeled=4)
 report = fit(tiny_kerastl_model(3), (x, y), (xv, yv), recipe="two_stage", epochs=2,
              fine_tune_epochs=4, trainable_blocks=2, checkpoint_dir={ckpt!r},
              callbacks=[Slow()], early_stopping=False, seed=0, verbose=0)
