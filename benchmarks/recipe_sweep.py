@@ -190,6 +190,53 @@ def _table(records):
     return markdown_table(rows)
 
 
+def _paired_cell(records, method, against):
+    """``"+0.3 ± 0.5 (3)"``: mean ± std over seeds of ``method - against`` (test points)."""
+    by_seed = {r["seed"]: r for r in records if r["method"] == against}
+    diffs = [100 * (r["test_accuracy"] - by_seed[r["seed"]]["test_accuracy"])
+             for r in records if r["method"] == method and r["seed"] in by_seed]
+    if not diffs:
+        return "", None
+    return f"{np.mean(diffs):+.1f} ± {np.std(diffs):.1f} ({len(diffs)})", float(np.mean(diffs))
+
+
+def _paired(records, method="auto"):
+    """Per (dataset, px, size): `method` minus each other method on the same seeds.
+
+    Columns: the difference to ``probe_cv``, to the worst-for-`method` other
+    kerastl recipe (the one it trails most, named), and to ``tutorial``, in
+    test points (one test image: ``100 / n_test``), and `method`'s seconds
+    over the tutorial's on the same seeds.
+    """
+    groups = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["image_size"], str(r["size"])), []).append(r)
+    sizes = {"5": 0, "10": 1, "25": 2, "50": 3, "100": 4, "all": 5}
+    rows = [("dataset", "px", "per class", "one test image", f"{method} - probe_cv",
+             f"{method} - other recipe (worst)", f"{method} - tutorial",
+             "seconds / tutorial's")]
+    for key in sorted(groups, key=lambda k: (k[0], k[1], sizes.get(k[2], 9))):
+        group = groups[key]
+        if not any(r["method"] == method for r in group):
+            continue
+        others = sorted({r["method"] for r in group} - {method, "probe_val", "probe_cv",
+                                                          "tutorial"})
+        worst = ("", None)
+        for other in others:
+            cell, mean = _paired_cell(group, method, other)
+            if mean is not None and (worst[1] is None or mean < worst[1]):
+                worst = (f"{cell} vs {other}", mean)
+        tutorial = {r["seed"]: r["seconds"] for r in group if r["method"] == "tutorial"}
+        ratios = [r["seconds"] / tutorial[r["seed"]] for r in group
+                  if r["method"] == method and r["seed"] in tutorial]
+        n_test = group[0]["n_test"]
+        rows.append((key[0], str(key[1]), key[2], f"{100 / n_test:.2f}",
+                     _paired_cell(group, method, "probe_cv")[0], worst[0],
+                     _paired_cell(group, method, "tutorial")[0],
+                     f"{np.mean(ratios):.2f}" if ratios else ""))
+    return markdown_table(rows)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
@@ -207,11 +254,15 @@ def main(argv=None) -> int:
                         help="the model's augmentation layer (kerastl.build): none, or a "
                              "horizontal RandomFlip (what fit's augment_passes then cache)")
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--paired", default=None, metavar="METHOD",
+                        help="with --table-only: METHOD minus probe_cv, the other recipes "
+                             "and the tutorial on the same seeds, and its time over the "
+                             "tutorial's")
     args = parser.parse_args(argv)
     results = Path(args.results)
     done = read_records(results)
     if args.table_only:
-        print(_table(done))
+        print(_paired(done, args.paired) if args.paired else _table(done))
         return 0
     methods = [m.strip() for m in args.methods.split(",")]
     fit_kwargs = json.loads(args.fit_kwargs)

@@ -268,3 +268,19 @@ def calibrate_batch_norm(model, images) -> None:
     backbone(preprocess(images), training=True)
     for layer, (trainable, momentum) in zip(layers, saved):
         layer.trainable, layer.momentum = trainable, momentum
+
+
+def assert_same_random_streams(run_a, run_b) -> None:
+    """Checks two seeded runs, each ``(generator states when built, states after, weights)``.
+
+    The runs' layers must have started from different random streams (else the
+    check means nothing) and ended with equal streams and weights: a random draw
+    is a function of the generator state, so every mask was the same.
+    """
+    (built_a, after_a, weights_a), (built_b, after_b, weights_b) = run_a, run_b
+    assert built_a and not all(np.array_equal(a, b) for a, b in zip(built_a, built_b)), \
+        "the runs must start from different random streams for this check to mean anything"
+    for a, b in zip(after_a, after_b):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(weights_a, weights_b):
+        np.testing.assert_array_equal(a, b)

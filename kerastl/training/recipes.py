@@ -22,7 +22,8 @@ Recipes:
   fine-tuning stage that `kerastl.fit` keeps only when it clearly beats the
   head on the validation data (a sign test on the examples they disagree
   on, `kerastl.training.selection.keeps`; otherwise the head's weights are
-  restored). Without validation data nothing could judge a fine-tuning
+  restored; when the head misses fewer than two validation examples the
+  fine-tuning is not run). Without validation data nothing could judge a fine-tuning
   stage, so it is ``"feature_extraction"`` (the head chosen by k-fold
   cross-validation). Backbones that cannot be partly unfrozen (TF Hub) get
   ``"feature_extraction"``.

@@ -5,16 +5,7 @@ import pytest
 
 import kerastl
 import kerastl.fewshot as fs
-from harness import separable_images, tiny_kerastl_model, train_head_on_features
-
-
-@pytest.fixture(scope="module")
-def task():
-    x, y = separable_images(150, 5, seed=1)
-    old = y < 3
-    model = tiny_kerastl_model(3, class_names=["a", "b", "c"])
-    train_head_on_features(model, x[old], y[old], epochs=40)
-    return model, x, y, old
+from harness import separable_images, tiny_kerastl_model
 
 
 @pytest.fixture(scope="module")

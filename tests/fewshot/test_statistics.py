@@ -6,7 +6,7 @@ from sklearn.covariance import ledoit_wolf, ledoit_wolf_shrinkage
 
 import kerastl
 import kerastl.fewshot as fs
-from harness import separable_images, tiny_kerastl_model, train_head_on_features
+from harness import tiny_kerastl_model
 from kerastl.fewshot.statistics import ClassStatistics
 
 
@@ -90,15 +90,6 @@ def test_save_and_load_round_trip_and_refuse_other_files(tmp_path):
              sums=np.ones((2, 3)), scatter=np.eye(2), fourth=1.0)
     with pytest.raises(ValueError, match="inconsistent statistics"):
         ClassStatistics.load(tmp_path / "bad.npz")
-
-
-@pytest.fixture(scope="module")
-def task():
-    x, y = separable_images(150, 5, seed=1)
-    old = y < 3
-    model = tiny_kerastl_model(3, class_names=["a", "b", "c"])
-    train_head_on_features(model, x[old], y[old], epochs=40)
-    return model, x, y, old
 
 
 def test_slda_extend_gives_the_discriminant_of_all_the_images(task):
