@@ -23,10 +23,13 @@ episodes  N-way K-shot episodes (flowers 5-way, cats/dogs 2-way; 1/5/10 shots;
           cross-validation on the shots; fewer episodes, see --fit-episodes).
 extend    Flowers: a classifier of 3 classes (kerastl.fit on the train folder's images
           of daisy/dandelion/rose), then the other 2 classes (sunflower, tulip) added
-          with kerastl.fewshot.extend (lwf, ewc, replay, naive). Epochs / strengths
+          with kerastl.fewshot.extend (lwf, ewc, replay, naive; and slda from the
+          old classes' ClassStatistics, no old images). Epochs / strengths
           chosen on a 20% validation split of the train folder (highest overall
           accuracy there); old- and new-class accuracy on the val folder (test).
-          Joint retraining (kerastl.fit on all 5 classes) is the ceiling.
+          Joint retraining (kerastl.fit on all 5 classes) is the ceiling. Once per
+          seed of --extend-seeds (the validation split); several seeds add a
+          mean ± std table with each method's old-class accuracy minus joint's.
 
 fit and extend run on the cached features: the kerastl model they train has an
 identity "backbone" on 1x1x1280 inputs holding the MobileNetV2 features, which is
@@ -106,6 +109,25 @@ def print_tables(records) -> None:
             print(f"| {r['method']} | {r.get('chosen_on_validation', '')} | "
                   f"{_pct(r['old_accuracy'])} | {_pct(r['new_accuracy'])} | "
                   f"{_pct(r['accuracy'])} |")
+    if len({r.get("seed", 0) for r in extend}) > 1:
+        print_extend_summary(extend)
+
+
+def print_extend_summary(extend) -> None:
+    """Mean ± std over the split seeds, and each method's old-class accuracy minus joint's."""
+    joint = {r.get("seed", 0): r["old_accuracy"] for r in extend if r["method"] == "joint"}
+    print("\n| method | seeds | old-class % | new-class % | all % | old-class minus joint |")
+    print("|---|---|---|---|---|---|")
+    for method in dict.fromkeys(r["method"] for r in extend):
+        rows = [r for r in extend if r["method"] == method]
+
+        def cell(values):
+            values = 100 * np.array([v for v in values if v is not None])
+            return f"{values.mean():.1f} ± {values.std():.1f}" if len(values) else "-"
+
+        print(f"| {method} | {len(rows)} | {cell(r['old_accuracy'] for r in rows)} | "
+              f"{cell(r['new_accuracy'] for r in rows)} | {cell(r['accuracy'] for r in rows)} "
+              f"| {cell(r['old_accuracy'] - joint[r.get('seed', 0)] for r in rows)} |")
 
 
 def _load(folder: Path, size: int):
@@ -198,9 +220,9 @@ def _as_images(f):
 def _fit_episodes(x, y, ways, shots, episodes, seed):
     """kerastl.fit (recipe auto, no validation data) on the shots of each episode."""
     import kerastl
-    from kerastl.fewshot.episodes import _eligible, sample_episode
+    from kerastl.fewshot.episodes import eligible_classes, sample_episode
 
-    classes = _eligible(y, shots, 15, ways)
+    classes = eligible_classes(y, shots, 15, ways)
     by_class = {c: np.flatnonzero(y == c) for c in classes}
     rng = np.random.default_rng(seed)
     acc = []
@@ -276,12 +298,18 @@ EXTEND_GRID = {
 
 
 def stage_extend(args, arrays, sink) -> None:
+    """The class-addition rows, once per seed of `--extend-seeds` (train/validation split)."""
+    for seed in args.extend_seeds:
+        _extend_once(seed, arrays, lambda record: _emit({**record, "seed": seed}, sink))
+
+
+def _extend_once(seed, arrays, emit) -> None:
     import kerastl
     import kerastl.fewshot as fs
 
     x, y = arrays["flowers_train_x"], arrays["flowers_train_y"]
     tx, ty = arrays["flowers_test_x"], arrays["flowers_test_y"]
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     val = np.zeros(len(y), bool)
     for c in range(5):
         rows = rng.permutation(np.flatnonzero(y == c))
@@ -290,11 +318,11 @@ def stage_extend(args, arrays, sink) -> None:
     sets = {"old_tr": (~val) & (y < k), "new_tr": (~val) & (y >= k)}
     joint = _feature_model(5)
     kerastl.fit(joint, (_as_images(x[~val]), y[~val]), verbose=0)
-    _emit({"stage": "extend", "method": "joint", **_accuracy(joint, tx, ty, k)}, sink)
+    emit({"stage": "extend", "method": "joint", **_accuracy(joint, tx, ty, k)})
     base = _feature_model(k, names=["daisy", "dandelion", "rose"])
     kerastl.fit(base, (_as_images(x[sets["old_tr"]]), y[sets["old_tr"]]), verbose=0)
-    _emit({"stage": "extend", "method": "old_model (3 classes)",
-           **_accuracy(base, tx[ty < k], ty[ty < k], k)}, sink)
+    emit({"stage": "extend", "method": "old_model (3 classes)",
+          **_accuracy(base, tx[ty < k], ty[ty < k], k)})
     new = (_as_images(x[sets["new_tr"]]), y[sets["new_tr"]] - k)
     old = (_as_images(x[sets["old_tr"]]), y[sets["old_tr"]])
     for label, (method, grid) in EXTEND_GRID.items():
@@ -307,17 +335,17 @@ def stage_extend(args, arrays, sink) -> None:
                 if best is None or r.accuracy > best[0]:
                     best = (r.accuracy, epochs, extra, r.model)
         _, epochs, extra, model = best
-        _emit({"stage": "extend", "method": label, "chosen_on_validation":
-               {"epochs": epochs, **extra}, **_accuracy(model, tx, ty, k)}, sink)
+        emit({"stage": "extend", "method": label, "chosen_on_validation":
+              {"epochs": epochs, **extra}, **_accuracy(model, tx, ty, k)})
     # Streaming LDA: the old classes' statistics are taken when the old model is
     # trained; the extension sees only them and the new images (nothing to choose).
     start = time.perf_counter()
     stats = fs.class_statistics(base, old)
     stats_seconds = time.perf_counter() - start
     r = fs.extend(base, new, method="slda", statistics=stats, class_names=["sunflower", "tulip"])
-    _emit({"stage": "extend", "method": "slda (old-class statistics, no old images)",
-           "chosen_on_validation": {}, "statistics_seconds": round(stats_seconds, 2),
-           "extend_seconds": round(r.seconds, 2), **_accuracy(r.model, tx, ty, k)}, sink)
+    emit({"stage": "extend", "method": "slda (old-class statistics, no old images)",
+          "chosen_on_validation": {}, "statistics_seconds": round(stats_seconds, 2),
+          "extend_seconds": round(r.seconds, 2), **_accuracy(r.model, tx, ty, k)})
 
 
 def main(argv=None) -> int:
@@ -334,7 +362,12 @@ def main(argv=None) -> int:
     parser.add_argument("--calibration", type=int, default=100)
     parser.add_argument("--fit-episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--extend-seeds", default=None,
+                        help="comma-separated seeds of the extend stage's train/validation "
+                             "split (default: --seed); with several, a mean ± std table")
     args = parser.parse_args(argv)
+    args.extend_seeds = ([int(s) for s in args.extend_seeds.split(",")]
+                         if args.extend_seeds else [args.seed])
     args.shots = [int(s) for s in args.shots.split(",")]
     stages = args.stages = args.stages.split(",")
     seed_keras_home(_assets())

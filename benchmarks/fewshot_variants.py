@@ -73,9 +73,9 @@ def _predict(xs, ys, xq, ways, variant, params, means):
 
 
 def _episodes(x, y, ways, shots, count, seed):
-    from kerastl.fewshot.episodes import _eligible, sample_episode
+    from kerastl.fewshot.episodes import eligible_classes, sample_episode
 
-    classes = _eligible(y, shots, 15, ways)
+    classes = eligible_classes(y, shots, 15, ways)
     by_class = {c: np.flatnonzero(y == c) for c in classes}
     rng = np.random.default_rng(seed)
     return [sample_episode(rng, by_class, classes, ways=ways, shots=shots, queries=15)

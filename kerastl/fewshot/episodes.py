@@ -74,7 +74,25 @@ def mean_ci(accuracies) -> tuple[float, float, float]:
     return float(acc.mean()), Z_95 * std / math.sqrt(acc.size), std
 
 
-def _eligible(y, shots, queries, ways):
+def eligible_classes(y, shots: int, queries: int, ways: int):
+    """The classes of labels `y` with at least ``shots + queries`` examples.
+
+    Args:
+        y: Integer labels of the examples episodes are drawn from.
+        shots: Support examples per class.
+        queries: Query examples per class.
+        ways: Classes per episode.
+
+    Returns:
+        The eligible class ids (a NumPy array).
+
+    Raises:
+        ValueError: Fewer than `ways` classes are eligible.
+
+    Example:
+        >>> kerastl.fewshot.episodes.eligible_classes(labels, 5, 15, 5)
+        array([0, 1, 2, 3, 4])
+    """
     classes, counts = np.unique(y, return_counts=True)
     if ways > len(classes):
         raise ValueError(f"`ways` must be at most the number of classes in `data` "
@@ -143,7 +161,7 @@ def run_episodes(x, y, *, ways: int, shots: int, queries: int = 15, episodes: in
                          f"Received: metric={metric!r}")
     scale = default_scale(metric, scale)
     x, y = np.asarray(x, "float32"), np.asarray(y, "int64")
-    classes = _eligible(y, shots, queries, ways)
+    classes = eligible_classes(y, shots, queries, ways)
     by_class = {c: np.flatnonzero(y == c) for c in classes}
     rng = np.random.default_rng(check_int("seed", seed, minimum=0))
     acc = np.empty(episodes)
@@ -210,5 +228,5 @@ def evaluate(model_or_backbone, data, *, ways: int, shots: int, queries: int = 1
                         learning_rate=learning_rate, l2=l2)
 
 
-__all__ = ["EpisodeResult", "METHODS", "classify_episode", "evaluate", "mean_ci",
-           "run_episodes", "sample_episode"]
+__all__ = ["EpisodeResult", "METHODS", "classify_episode", "eligible_classes", "evaluate",
+           "mean_ci", "run_episodes", "sample_episode"]

@@ -100,3 +100,14 @@ def test_evaluate_on_images_computes_features_once():
                          feature_cache=cache, method="logistic")
     assert cache.backbone_batches == batches  # the second call reused the features
     assert first.mean > 1 / 3 and second.episodes == 30
+
+
+def test_eligible_classes_are_those_with_enough_examples_for_an_episode():
+    from kerastl.fewshot.episodes import eligible_classes
+
+    y = np.repeat([0, 1, 2], [20, 19, 25])
+    np.testing.assert_array_equal(eligible_classes(y, 5, 15, 2), [0, 2])
+    with pytest.raises(ValueError, match="only 2 classes of `data` have that many"):
+        eligible_classes(y, 5, 15, 3)
+    with pytest.raises(ValueError, match="`ways` must be at most the number of classes"):
+        eligible_classes(y, 1, 1, 4)
