@@ -190,6 +190,28 @@ def _table(records):
     return markdown_table(rows)
 
 
+def _wide(records):
+    """One row per (dataset, px, size), one ``mean ± std (seeds)`` column per method."""
+    groups, present = {}, []
+    for r in records:
+        groups.setdefault((r["dataset"], r["image_size"], str(r["size"])), {}).setdefault(
+            r["method"], []).append(r["test_accuracy"])
+        if r["method"] not in present:
+            present.append(r["method"])
+    order = {m: i for i, m in enumerate(METHODS)}
+    methods = sorted(present, key=lambda m: (order.get(m, len(METHODS)), m))
+    sizes = {"5": 0, "10": 1, "25": 2, "50": 3, "100": 4, "all": 5}
+    rows = [("dataset", "px", "per class", *methods)]
+    for key in sorted(groups, key=lambda k: (k[0], k[1], sizes.get(k[2], 9))):
+        cells = []
+        for method in methods:
+            accs = np.array(groups[key].get(method, []))
+            cells.append(f"{accs.mean():.3f} ± {accs.std():.3f} ({len(accs)})" if len(accs)
+                         else "")
+        rows.append((key[0], str(key[1]), key[2], *cells))
+    return markdown_table(rows)
+
+
 def _paired_cell(records, method, against):
     """``"+0.3 ± 0.5 (3)"``: mean ± std over seeds of ``method - against`` (test points)."""
     by_seed = {r["seed"]: r for r in records if r["method"] == against}
@@ -254,6 +276,8 @@ def main(argv=None) -> int:
                         help="the model's augmentation layer (kerastl.build): none, or a "
                              "horizontal RandomFlip (what fit's augment_passes then cache)")
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--wide", action="store_true",
+                        help="with --table-only: one column per method")
     parser.add_argument("--paired", default=None, metavar="METHOD",
                         help="with --table-only: METHOD minus probe_cv, the other recipes "
                              "and the tutorial on the same seeds, and its time over the "
@@ -262,7 +286,8 @@ def main(argv=None) -> int:
     results = Path(args.results)
     done = read_records(results)
     if args.table_only:
-        print(_paired(done, args.paired) if args.paired else _table(done))
+        print(_paired(done, args.paired) if args.paired
+              else _wide(done) if args.wide else _table(done))
         return 0
     methods = [m.strip() for m in args.methods.split(",")]
     fit_kwargs = json.loads(args.fit_kwargs)
