@@ -23,6 +23,13 @@ bottom blocks run once):
                an upper bound of what any low-rank depthwise update could add
                (a rank-r update of a k x k x C depthwise kernel is a subset of it)
 
+--validation none fits every method on the training images alone (no
+validation data: nothing judges the second stage, so a row is the fine-tuning
+or PEFT stage as trained, at its last epoch, on top of a head whose strength
+k-fold cross-validation on the training images chose). The validation images
+are then unused. This measures what each method itself reaches, which the
+keep rule hides when it restores the head.
+
 Multi-task (--multitask): flowers + cats/dogs on one MobileNetV2
 (kerastl.build(tasks=...), kerastl.multitask.fit with the top --mt-blocks
 blocks shared and trained, 0 = heads only; equal loss weights, 10 epochs,
@@ -124,7 +131,8 @@ def _also_depthwise(original):
     return set_trainable
 
 
-def run_one(method, arrays, num_classes, size, cache, lora_blocks, folder):
+def run_one(method, arrays, num_classes, size, cache, lora_blocks, folder, *,
+            validation=True):
     import kerastl
     import kerastl.peft.training as peft_training
 
@@ -136,9 +144,12 @@ def run_one(method, arrays, num_classes, size, cache, lora_blocks, folder):
     if method.endswith("_dw"):
         peft_training.set_trainable = _also_depthwise(original)
     try:
+        kwargs = _fit_kwargs(method, lora_blocks)
+        if not validation and method != "head":
+            kwargs.setdefault("recipe", "two_stage")  # auto without validation: head only
         report = kerastl.fit(model, (x[tr].astype("float32"), y[tr]),
-                             (x[va].astype("float32"), y[va]), feature_cache=cache, seed=0,
-                             verbose=0, **_fit_kwargs(method, lora_blocks))
+                             (x[va].astype("float32"), y[va]) if validation else None,
+                             feature_cache=cache, seed=0, verbose=0, **kwargs)
     finally:
         peft_training.set_trainable = original
     probs = model.predict(test_x.astype("float32"), batch_size=64, verbose=0)
@@ -148,7 +159,8 @@ def run_one(method, arrays, num_classes, size, cache, lora_blocks, folder):
         extra = _size([l.kernel for l in _depthwise_layers(model)])
         backbone, total, file_bytes = backbone + extra, total + extra, file_bytes + 4 * extra
     kept = report.stages[report.best_stage]
-    return {"method": method, "test_accuracy": float((probs.argmax(1) == test_y).mean()),
+    return {"method": method, "validation": "used" if validation else "none",
+            "test_accuracy": float((probs.argmax(1) == test_y).mean()),
             "val_accuracy": report.best.get("val_accuracy"), "kept_stage": kept.name,
             "stages": [{"name": s.name, "val": s.best.get("val_accuracy"),
                         "epochs_run": s.epochs_run, "trained_variables": len(s.trainable_weights),
@@ -162,10 +174,11 @@ def run_one(method, arrays, num_classes, size, cache, lora_blocks, folder):
 
 
 def _table(records) -> str:
-    rows = [("dataset", "method", "test acc", "kept stage", "trained (backbone %)",
-             "per-task bytes", "seconds", "peak RSS MB")]
+    rows = [("dataset", "method", "validation", "test acc", "kept stage",
+             "trained (backbone %)", "per-task bytes", "seconds", "peak RSS MB")]
     for r in records:
-        rows.append((r["dataset"], r["method"], f"{r['test_accuracy']:.3f}", r["kept_stage"],
+        rows.append((r["dataset"], r["method"], r.get("validation", "used"),
+                     f"{r['test_accuracy']:.3f}", r["kept_stage"],
                      f"{r['trained_params']:,} ({100 * r['backbone_fraction']:.2f}%)",
                      f"{r['file_bytes']:,}", f"{r['seconds']:.0f}", f"{r['peak_rss_mb']:.0f}"))
     return markdown_table(rows)
@@ -257,6 +270,11 @@ def main(argv=None) -> int:
     parser.add_argument("--per-class", default="all",
                         help="training images per class (smoke runs), or all (80:20 split)")
     parser.add_argument("--results", type=Path, default=None, help="append JSON lines here")
+    parser.add_argument("--validation", choices=("used", "none"), default="used",
+                        help="none: fit on the training images without validation data, so "
+                             "nothing judges the second stage and the row is that stage as "
+                             "trained (its last epoch; the head's strength by k-fold on the "
+                             "training images)")
     args = parser.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
     unknown = sorted(set(methods) - set(METHODS))
@@ -284,7 +302,8 @@ def main(argv=None) -> int:
                           "num_train": len(tr), "num_val": len(va), "num_test": len(test_y),
                           "lora_blocks": args.lora_blocks}
                 record.update(run_one(method, (x, y, tr, va, test_x, test_y), len(names),
-                                      args.image_size, cache, args.lora_blocks, Path(tmp)))
+                                      args.image_size, cache, args.lora_blocks, Path(tmp),
+                                      validation=args.validation == "used"))
                 _write(record, args.results)
                 records.append(record)
         for blocks in (int(b) for b in args.mt_blocks.split(",") if args.multitask):
