@@ -22,7 +22,7 @@ class Slow(keras.callbacks.Callback):
         time.sleep(float(os.environ.get("KERASTL_TEST_SLEEP", "0")))
 
 x, y = separable_images(24, 3, 20, seed=0)
-xv, yv = separable_images(12, 3, 20, seed=1)
+xv, yv = separable_images(12, 3, 20, seed=1, mislabeled=4)  # the distillation stage runs
 teacher = train_tiny_model(tiny_kerastl_model(3, size=20, seed=3), x, y, epochs=2)
 student = tiny_kerastl_model(3, size=16, seed=4)
 report = distill(teacher, student, (x, y), (xv, yv), views=3, fine_tune_epochs=4,
