@@ -96,9 +96,10 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
     distilled; the student's activations below them on every view are cached
     (the views are fixed), so an epoch costs what a cached fine-tuning epoch
     of `kerastl.fit` costs. Each stage ends at its best validation epoch, and
-    a later stage is kept only when it beats the earlier ones on the
-    validation data by more than one image (`kerastl.fit`'s rule): the result
-    is never below the fitted student on validation. ``"progressive"``
+    a later stage is kept only when it clearly beats the earlier ones on the
+    validation data (`kerastl.fit`'s sign test,
+    `kerastl.training.selection.keeps`; not run when it could not be): the
+    result is never below the fitted student on validation. ``"progressive"``
     distills growing depths, ``"feature_extraction"`` the head alone,
     ``"fine_tune"`` is one distillation stage from the weights as given.
     The student ends compiled for evaluation.

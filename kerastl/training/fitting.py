@@ -47,16 +47,18 @@ def fit(model, train, validation_data=None, *, recipe="auto", peft=None, head_so
     stage ends at its best validation epoch, later stages at their last
     epoch (`restore_best_weights`); the model is compiled for its task
     with plain labels (``model.evaluate(data.validation)`` works). A later
-    stage is kept only when it beats the stages before it on the validation
-    data by more than one example (accuracy; a strict improvement for loss
-    monitors); otherwise their weights are restored. Every
+    stage is kept only when it clearly beats the stages before it on the
+    validation data (accuracy: a sign test on the examples they disagree on,
+    `kerastl.training.selection.keeps`; a strict improvement for loss
+    monitors); otherwise their weights are restored, and when the kept stage
+    misses fewer than two validation examples the rest are not run. Every
     choice (strength, epoch, stage) uses training and validation data only; the report
     says what chose what (``FitReport.selected_on``, ``StageReport.selected_on``).
 
     Recipes (see `kerastl.training.recipes`): ``"feature_extraction"``,
     ``"fine_tune"``, ``"two_stage"``, ``"progressive"``, and ``"auto"``: with
     validation data, the head and then a fine-tuning stage that is kept only
-    when it beats the head on validation by more than one example (``"two_stage"``); without, the
+    when it clearly beats the head on validation (``"two_stage"``); without, the
     head alone, chosen by cross-validation (``"feature_extraction"``).
 
     Args:
