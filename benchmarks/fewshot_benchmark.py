@@ -113,6 +113,12 @@ def print_tables(records) -> None:
         print_extend_summary(extend)
 
 
+def _mean_std_cell(values) -> str:
+    """``"84.7 ± 1.9"`` in percent, Nones left out; ``"-"`` when nothing is left."""
+    values = 100 * np.array([v for v in values if v is not None])
+    return f"{values.mean():.1f} ± {values.std():.1f}" if len(values) else "-"
+
+
 def print_extend_summary(extend) -> None:
     """Mean ± std over the split seeds, and each method's old-class accuracy minus joint's."""
     joint = {r.get("seed", 0): r["old_accuracy"] for r in extend if r["method"] == "joint"}
@@ -120,14 +126,9 @@ def print_extend_summary(extend) -> None:
     print("|---|---|---|---|---|---|")
     for method in dict.fromkeys(r["method"] for r in extend):
         rows = [r for r in extend if r["method"] == method]
-
-        def cell(values):
-            values = 100 * np.array([v for v in values if v is not None])
-            return f"{values.mean():.1f} ± {values.std():.1f}" if len(values) else "-"
-
-        print(f"| {method} | {len(rows)} | {cell(r['old_accuracy'] for r in rows)} | "
-              f"{cell(r['new_accuracy'] for r in rows)} | {cell(r['accuracy'] for r in rows)} "
-              f"| {cell(r['old_accuracy'] - joint[r.get('seed', 0)] for r in rows)} |")
+        print(f"| {method} | {len(rows)} | {_mean_std_cell(r['old_accuracy'] for r in rows)} | "
+              f"{_mean_std_cell(r['new_accuracy'] for r in rows)} | {_mean_std_cell(r['accuracy'] for r in rows)} "
+              f"| {_mean_std_cell(r['old_accuracy'] - joint[r.get('seed', 0)] for r in rows)} |")
 
 
 def _load(folder: Path, size: int):
