@@ -126,9 +126,10 @@ def print_extend_summary(extend) -> None:
     print("|---|---|---|---|---|---|")
     for method in dict.fromkeys(r["method"] for r in extend):
         rows = [r for r in extend if r["method"] == method]
-        print(f"| {method} | {len(rows)} | {_mean_std_cell(r['old_accuracy'] for r in rows)} | "
-              f"{_mean_std_cell(r['new_accuracy'] for r in rows)} | {_mean_std_cell(r['accuracy'] for r in rows)} "
-              f"| {_mean_std_cell(r['old_accuracy'] - joint[r.get('seed', 0)] for r in rows)} |")
+        cells = [_mean_std_cell(r[key] for r in rows)
+                 for key in ("old_accuracy", "new_accuracy", "accuracy")]
+        cells.append(_mean_std_cell(r["old_accuracy"] - joint[r.get("seed", 0)] for r in rows))
+        print(f"| {method} | {len(rows)} | " + " | ".join(cells) + " |")
 
 
 def _load(folder: Path, size: int):
