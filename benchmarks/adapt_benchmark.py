@@ -1,29 +1,34 @@
 """Unsupervised domain adaptation with `kerastl.adapt` on the two shift sets of the assets.
 
-Protocol (per dataset, MobileNetV2 with ImageNet weights at --image-size, 224 by default):
-  source   the clean train folder (labelled; --source-images in all, the same number per
-           class, the first ones by file name, to fit the CPU budget) and its clean validation
-           folder (--val-images): the only labelled data any method sees; it chooses
-           the head's strength, the fine-tuning stage, and auto's 1-point rule.
+Protocol (per dataset and seed, MobileNetV2 with ImageNet weights at --image-size, 224):
+  source   the clean train folder (labelled), split 80:20 per class by the seed
+           (recipe_sweep.split): the training images and the source validation images,
+           the only labelled data any method sees (it chooses the head's strength, the
+           fine-tuning stage and auto's 1-point rule). --source-images keeps fewer.
+  clean    the clean val/validation folder: source test accuracy, nothing chosen on it.
   target   the shifted folder, split 50/50 by file name within each class (even positions
-           of the sorted names: half A, odd: half B). Methods adapt on half A's pixels
-           (no labels); the reported target accuracy is on half B (nothing was chosen on
-           it), and, as the transductive figure of the literature, on half A.
+           of the sorted names: half A, odd: half B). Two folds: adapt on A's pixels (no
+           labels) and score B, then adapt on B and score A. "target (held-out half)" is
+           the mean of the two held-out scores (every target image is scored once, by a
+           model that never saw its pixels); "adapted-on half" is the transductive figure
+           of the literature.
   rows     source_only (kerastl.adapt.fit(method="source_only"): kerastl.fit's default
            recipe, head not refitted on the validation split), every method from the same
-           source-trained weights, auto, the ceiling (kerastl.fit default on source + half A
-           with its labels, scored on half B), and the ADAPT library's DANN and DeepCORAL
-           (adapt 0.4.5, run in --adapt-python, a venv) on the same cached pooled features
-           of the source-trained model (an MLP encoder of 256 units + a softmax layer).
+           source-trained weights, auto, the ceiling (kerastl.fit default on source + one
+           half with its labels, scored on the other half), and the ADAPT library's DANN
+           and DeepCORAL (adapt 0.4.5, run in --adapt-python, a venv) on the same cached
+           pooled features of the source-trained model (an MLP encoder of 256 units + a
+           softmax layer).
 Every row shares one FeatureCache per dataset: the backbone runs once per set of
-images and backbone weights. "x fit" is (source fit + method) / source fit seconds.
+images and backbone weights. "x fit" is (source fit + method) / source fit seconds, the
+method's seconds averaged over the two folds.
 
 Usage:
   KERASTL_ASSETS=../shared/assets python benchmarks/adapt_benchmark.py \
-      --datasets flowers,cats --results benchmarks/results/adapt.jsonl \
+      --datasets flowers,cats --seeds 0,1,2 --results benchmarks/results/adapt_v2.jsonl \
       --adapt-python /tmp/adaptvenv/bin/python
 
-Datasets already in --results are skipped, so the benchmark can be run in parts.
+(dataset, seed) pairs already in --results are skipped, so the benchmark runs in parts.
 Prints one JSON line per row and a table at the end.
 """
 
@@ -41,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import seed_keras_home
+from recipe_sweep import split
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {
@@ -49,7 +55,9 @@ DATASETS = {
     "cats": ("cats_and_dogs_filtered/train", "cats_and_dogs_filtered/validation",
              "cats_and_dogs_filtered_weather/validation"),
 }
-METHODS = ("adabn", "tent", "coral", "deep_coral", "mmd", "dann")
+METHODS = ("coral", "coral_coloured", "adabn", "tent", "deep_coral", "mmd", "dann")
+# Rows that call a method function with an option instead of kerastl.adapt.fit.
+METHOD_CALLS = {"coral_coloured": ("coral", {"head_data": "coloured"})}
 
 
 def _assets() -> Path:
@@ -99,13 +107,7 @@ def score(model, target, labels, cache) -> float:
     return float((predicted == labels).mean())
 
 
-def _row(name, dataset, method, **values):
-    row = {"benchmark": name, "dataset": dataset, "method": method, **values}
-    print(json.dumps(row), flush=True)
-    return row
-
-
-def run_dataset(key: str, args) -> list:
+def run_dataset(key: str, args, seed: int) -> list:
     import kerastl
     import kerastl.adapt as adapt
     from kerastl.adapt import features as feats
@@ -113,105 +115,132 @@ def run_dataset(key: str, args) -> list:
     from kerastl.training import FeatureCache
 
     root = _assets() / "datasets"
-    src_dir, val_dir, tgt_dir = (root / p for p in DATASETS[key])
+    src_dir, test_dir, tgt_dir = (root / p for p in DATASETS[key])
     size = args.image_size
     classes = len(os.listdir(src_dir))
-    xs, ys, _, class_names = load_folder(src_dir, size, _per_class(args.source_images, classes))
-    xv, yv, _, _ = load_folder(val_dir, size, _per_class(args.val_images, classes))
+    x, y, _, class_names = load_folder(src_dir, size, _per_class(args.source_images, classes))
+    tr, va = split(y, "all", seed)
+    xc, yc, _, _ = load_folder(test_dir, size)
     xt, yt, names, _ = load_folder(tgt_dir, size, args.target_per_class)
-    ia, ib = halves(yt, names)
-    source, validation = (xs.astype("float32"), ys), (xv.astype("float32"), yv)
+    folds = halves(yt, names)  # adapt on one half, score the other, then the other way round
+    source, validation = (x[tr].astype("float32"), y[tr]), (x[va].astype("float32"), y[va])
     model = kerastl.build("mobilenet_v2", num_classes=len(class_names), class_names=class_names,
                           input_shape=(size, size, 3), weights=args.weights)
-    target_a = as_target(xt[ia].astype("float32"), input_shape=model.input_shape)
-    target_b = as_target(xt[ib].astype("float32"), input_shape=model.input_shape)
-    ya, yb = yt[ia], yt[ib]
+    halves_ = [as_target(xt[i].astype("float32"), input_shape=model.input_shape) for i in folds]
     cache = FeatureCache()
     val = as_source("validation", validation, model=model)
-    common = {"images": {"source": len(ys), "validation": len(yv), "target_a": len(ia),
-                         "target_b": len(ib)}, "image_size": size}
+    clean = as_source("clean_test", (xc.astype("float32"), yc), model=model)
+    common = {"seed": seed, "image_size": size,
+              "images": {"source": len(tr), "validation": len(va), "clean_test": len(yc),
+                         "target_halves": [len(i) for i in folds]}}
 
-    def scores(row_seconds):
-        return {"target_b": score(model, target_b, yb, cache),
-                "target_a": score(model, target_a, ya, cache),
-                "source_val": feats.accuracy(model, val, cache), "seconds": row_seconds}
+    def scores(fold):
+        other = 1 - fold
+        return {"target_heldout": score(model, halves_[other], yt[folds[other]], cache),
+                "target_adapted_on": score(model, halves_[fold], yt[folds[fold]], cache),
+                "source_val": feats.accuracy(model, val, cache),
+                "clean_test": feats.accuracy(model, clean, cache)}
 
-    rows = []
-    report = adapt.fit(model, source, target_a, method="source_only",
-                       source_validation=validation, feature_cache=cache, seed=0, verbose=0)
+    report = adapt.fit(model, source, halves_[0], method="source_only",
+                       source_validation=validation, feature_cache=cache, seed=seed, verbose=0)
     fit_seconds = report.source_fit.seconds
-    rows.append(_row("adapt", key, "source_only", **scores(fit_seconds), cost_vs_fit=1.0,
-                     recipe_stage=report.source_fit.stages[report.source_fit.best_stage].name,
-                     shift=report.shift.to_dict(), **common))
+    stage = report.source_fit.stages[report.source_fit.best_stage].name
     base = model.get_weights()
-    features = _features_for_adapt(model, cache, source, validation, target_a, target_b)
-    features["yb"] = yb
-    for method in args.methods:
-        model.set_weights(base)
-        report = adapt.fit(model, source, target_a, method=method, source_validation=validation,
-                           train_source=False, feature_cache=cache, seed=0, verbose=0)
-        seconds = report.candidates[0].seconds
-        rows.append(_row("adapt", key, method, **scores(seconds),
-                         cost_vs_fit=(fit_seconds + seconds) / fit_seconds, **common))
+    rows = [_row(key, "source_only", [scores(0), scores(1)], [fit_seconds] * 2, fit_seconds,
+                 recipe_stage=stage, shift=report.shift.to_dict(), **common)]
+    for method in args.methods + ["auto"]:
+        per_fold, seconds, extra = [], [], []
+        for fold in (0, 1):
+            model.set_weights(base)
+            name, kwargs = METHOD_CALLS.get(method, (method, {}))
+            started = time.perf_counter()
+            if kwargs:
+                getattr(adapt, name)(model, source, halves_[fold], source_validation=validation,
+                                     feature_cache=cache, seed=seed, **kwargs)
+                seconds.append(time.perf_counter() - started)
+            else:
+                report = adapt.fit(model, source, halves_[fold], method=name,
+                                   source_validation=validation, train_source=False,
+                                   feature_cache=cache, seed=seed, verbose=0)
+                seconds.append(report.seconds if method == "auto"
+                               else report.candidates[0].seconds)
+                if method == "auto":
+                    extra.append({"chosen": report.method, "message": report.message,
+                                  "tried": [c.method for c in report.candidates]})
+            per_fold.append(scores(fold))
+        rows.append(_row(key, method, per_fold, seconds, fit_seconds, auto=extra or None,
+                         **common))
     model.set_weights(base)
-    report = adapt.fit(model, source, target_a, method="auto", source_validation=validation,
-                       train_source=False, feature_cache=cache, seed=0, verbose=0)
-    seconds = report.seconds
-    rows.append(_row("adapt", key, "auto", **scores(seconds), chosen=report.method,
-                     message=report.message, cost_vs_fit=(fit_seconds + seconds) / fit_seconds,
-                     tried=[c.method for c in report.candidates], **common))
-    rows += _ceiling(key, args, xs, ys, xt[ia], ya, target_b, yb, validation, class_names,
-                     common)
+    rows.append(_ceiling(key, args, seed, source, validation, [xt[i] for i in folds],
+                         [yt[i] for i in folds], class_names, common))
     if args.adapt_python:
-        rows += _adapt_library(key, args, features, common)
+        rows += _adapt_library(key, args, model, cache, source, validation, halves_, folds, yt,
+                               common)
     return rows
 
 
-def _features_for_adapt(model, cache, source, validation, target_a, target_b) -> dict:
+def _row(dataset, method, per_fold, seconds, fit_seconds, **values):
+    """One table row: target accuracy pooled over the two folds (each half scored by the model
+    adapted on the other half), the adapted-on figure, and the source scores averaged."""
+    mean = {k: float(np.mean([f[k] for f in per_fold])) for k in per_fold[0]}
+    row = {"benchmark": "adapt_v2", "dataset": dataset, "method": method, **mean,
+           "folds": per_fold, "seconds": float(np.mean(seconds)),
+           "cost_vs_fit": (fit_seconds + float(np.mean(seconds))) / fit_seconds
+           if method != "source_only" else 1.0, **values}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def _ceiling(key, args, seed, source, validation, target_x, target_y, class_names, common):
+    """kerastl.fit default on the source plus one labelled half, scored on the other half."""
+    import kerastl
+    from kerastl.adapt.data import as_target
+    from kerastl.training import FeatureCache
+
+    size = args.image_size
+    per_fold, seconds = [], []
+    for fold in (0, 1):
+        model = kerastl.build("mobilenet_v2", num_classes=len(class_names),
+                              class_names=class_names, input_shape=(size, size, 3),
+                              weights=args.weights)
+        cache = FeatureCache()
+        train = (np.concatenate([source[0], target_x[fold].astype("float32")]),
+                 np.concatenate([source[1], target_y[fold]]))
+        start = time.perf_counter()
+        kerastl.fit(model, train, validation, feature_cache=cache, seed=seed, verbose=0)
+        seconds.append(time.perf_counter() - start)
+        other = as_target(target_x[1 - fold].astype("float32"), input_shape=model.input_shape)
+        per_fold.append({"target_heldout": score(model, other, target_y[1 - fold], cache)})
+    return _row(key, "ceiling", per_fold, seconds, seconds[0], **common)
+
+
+def _adapt_library(key, args, model, cache, source, validation, halves_, folds, yt,
+                   common) -> list:
+    """ADAPT's DANN and DeepCORAL on the source-trained model's cached pooled features."""
     from kerastl.adapt import features as feats
     from kerastl.adapt.data import as_source
 
     xs, ys = feats.cached(cache, model, as_source("s", source, model=model))
     xv, yv = feats.cached(cache, model, as_source("v", validation, model=model))
-    xa, _ = feats.cached(cache, model, target_a)
-    xb, _ = feats.cached(cache, model, target_b)
-    return {"xs": xs, "ys": ys, "xv": xv, "yv": yv, "xa": xa, "xb": xb}
-
-
-def _ceiling(key, args, xs, ys, xa, ya, target_b, yb, validation, class_names, common):
-    import kerastl
-    from kerastl.adapt import features as feats
-    from kerastl.adapt.data import as_source
-    from kerastl.training import FeatureCache
-
-    size = args.image_size
-    model = kerastl.build("mobilenet_v2", num_classes=len(class_names), class_names=class_names,
-                          input_shape=(size, size, 3), weights=args.weights)
-    cache = FeatureCache()
-    train = (np.concatenate([xs, xa]).astype("float32"), np.concatenate([ys, ya]))
-    start = time.perf_counter()
-    report = kerastl.fit(model, train, validation, feature_cache=cache, seed=0, verbose=0)
-    seconds = time.perf_counter() - start
-    val = as_source("validation", validation, model=model)
-    return [_row("adapt", key, "ceiling", target_b=score(model, target_b, yb, cache),
-                 target_a=None, source_val=report.best.get("val_accuracy"),
-                 source_val_after_refit=feats.accuracy(model, val, cache), seconds=seconds,
-                 **common)]
-
-
-def _adapt_library(key, args, features, common) -> list:
+    arrays = {"xs": xs, "ys": ys, "xv": xv, "yv": yv}
+    for fold in (0, 1):
+        arrays[f"x{fold}"] = feats.cached(cache, model, halves_[fold])[0]
+        arrays[f"y{fold}"] = yt[folds[fold]]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "features.npz"
-        np.savez(path, **features)
+        np.savez(path, **arrays)
         out = Path(tmp) / "out.json"
         proc = subprocess.run([args.adapt_python, __file__, "--adapt-worker", str(path),
                                str(out)], capture_output=True, text=True,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         if proc.returncode != 0:
-            return [_row("adapt", key, "ADAPT", error=proc.stderr[-2000:], **common)]
+            row = {"benchmark": "adapt_v2", "dataset": key, "method": "ADAPT",
+                   "error": proc.stderr[-2000:], **common}
+            print(json.dumps(row), flush=True)
+            return [row]
         results = json.loads(out.read_text())
-    return [_row("adapt", key, f"ADAPT_{name}", **values, **common)
-            for name, values in results.items()]
+    return [_row(key, f"ADAPT_{name}", value["folds"], value["seconds"], 1.0, **common)
+            for name, value in results.items()]
 
 
 def adapt_worker(npz: str, out: str) -> None:
@@ -225,51 +254,64 @@ def adapt_worker(npz: str, out: str) -> None:
     d = f["xs"].shape[1]
     results = {}
     for name, cls in (("DANN", DANN), ("DeepCORAL", DeepCORAL)):
-        keras.utils.set_random_seed(0)
-        encoder = keras.Sequential([keras.Input((d,)), keras.layers.Dense(256, activation="relu")])
-        task = keras.Sequential([keras.Input((256,)), keras.layers.Dense(k, activation="softmax")])
-        start = time.perf_counter()
-        model = cls(encoder=encoder, task=task, Xt=f["xa"], lambda_=1.0, random_state=0,
-                    loss="categorical_crossentropy", optimizer=keras.optimizers.Adam(1e-3))
-        model.fit(f["xs"], ys, epochs=30, batch_size=32, verbose=0)
-        seconds = time.perf_counter() - start
+        per_fold, seconds = [], []
+        for fold in (0, 1):
+            keras.utils.set_random_seed(0)
+            encoder = keras.Sequential([keras.Input((d,)),
+                                        keras.layers.Dense(256, activation="relu")])
+            task = keras.Sequential([keras.Input((256,)),
+                                     keras.layers.Dense(k, activation="softmax")])
+            start = time.perf_counter()
+            model = cls(encoder=encoder, task=task, Xt=f[f"x{fold}"], lambda_=1.0,
+                        random_state=0, loss="categorical_crossentropy",
+                        optimizer=keras.optimizers.Adam(1e-3))
+            model.fit(f["xs"], ys, epochs=30, batch_size=32, verbose=0)
+            seconds.append(time.perf_counter() - start)
 
-        def acc(x, y):
-            return float((np.asarray(model.predict(x, verbose=0)).argmax(1) == y).mean())
+            def acc(x, y):
+                return float((np.asarray(model.predict(x, verbose=0)).argmax(1) == y).mean())
 
-        results[name] = {"target_b": acc(f["xb"], f["yb"]) if "yb" in f else None,
-                         "seconds": seconds, "source_val": acc(f["xv"], f["yv"])}
+            per_fold.append({"target_heldout": acc(f[f"x{1 - fold}"], f[f"y{1 - fold}"]),
+                             "target_adapted_on": acc(f[f"x{fold}"], f[f"y{fold}"]),
+                             "source_val": acc(f["xv"], f["yv"])})
+        results[name] = {"folds": per_fold, "seconds": seconds}
     json.dump(results, open(out, "w"))
 
 
-def _recovered(row, base, top) -> str:
-    """Share of the source-only -> ceiling gap on half B; "n/a" when the gap is < 2 points."""
-    if not (base and top) or row.get("target_b") is None:
+COLUMNS = (("target_heldout", "target (held-out half)"), ("target_adapted_on", "target (adapted-on half)"),
+           ("source_val", "source val"), ("clean_test", "clean test"))
+
+
+def _cell(values, scale=100.0) -> str:
+    values = [v * scale for v in values if v is not None]
+    if not values:
         return "-"
-    gap = top["target_b"] - base["target_b"]
-    if gap < 0.02:
-        return f"n/a (gap {gap * 100:+.0f} pt)"
-    return f"{(row['target_b'] - base['target_b']) / gap:.0%}"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f}"
 
 
 def _table(rows) -> str:
-    lines = ["| dataset | method | target B | target A | source val | seconds | x fit | "
-             "gap recovered |", "|---|---|---|---|---|---|---|---|"]
+    """Mean ± std over seeds; "minus source-only" is the paired difference per seed."""
+    head = " | ".join(label for _, label in COLUMNS)
+    lines = [f"| dataset | method | seeds | {head} | target minus source-only | seconds | x fit |",
+             "|---|---|---|" + "---|" * len(COLUMNS) + "---|---|---|"]
+    rows = [r for r in rows if r.get("benchmark") == "adapt_v2" and "error" not in r]
     for key in dict.fromkeys(r["dataset"] for r in rows):
         mine = [r for r in rows if r["dataset"] == key]
-        base = next((r for r in mine if r["method"] == "source_only"), None)
-        top = next((r for r in mine if r["method"] == "ceiling"), None)
-        for r in mine:
-            if "error" in r:
-                lines.append(f"| {key} | {r['method']} | error: see JSON | | | | | |")
-                continue
-            gap = _recovered(r, base, top)
-            cells = [f"{r[c]:.3f}" if isinstance(r.get(c), float) else "-"
-                     for c in ("target_b", "target_a", "source_val")]
-            name = r["method"] + (f" -> {r['chosen']}" if r.get("chosen") else "")
-            cost = f"{r['cost_vs_fit']:.2f}" if r.get("cost_vs_fit") else "-"
-            lines.append(f"| {key} | {name} | {' | '.join(cells)} | {r.get('seconds', 0):.0f} | "
-                         f"{cost} | {gap} |")
+        base = {r["seed"]: r["target_heldout"] for r in mine if r["method"] == "source_only"}
+        for method in dict.fromkeys(r["method"] for r in mine):
+            group = [r for r in mine if r["method"] == method]
+            cells = [_cell([r.get(c) for r in group]) for c, _ in COLUMNS]
+            diff = _cell([r["target_heldout"] - base[r["seed"]] for r in group
+                          if r["seed"] in base])
+            chosen = sorted({a["chosen"] for r in group for a in (r.get("auto") or [])})
+            name = method + (f" -> {', '.join(chosen)}" if chosen else "")
+            cost = _cell([r["cost_vs_fit"] for r in group], scale=1.0) \
+                if method not in ("ceiling",) and not method.startswith("ADAPT") else "-"
+            secs = _cell([r["seconds"] for r in group], scale=1.0)
+            lines.append(f"| {key} | {name} | {len(group)} | {' | '.join(cells)} | {diff} | "
+                         f"{secs} | {cost} |")
     return "\n".join(lines)
 
 
@@ -279,8 +321,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--source-images", type=int, default=None,
                         help="Source training images, the same number per class (default: all).")
-    parser.add_argument("--val-images", type=int, default=None,
-                        help="Source validation images, the same number per class (default: all).")
+    parser.add_argument("--seeds", default="0",
+                        help="Seeds of the source train/validation split and of training.")
+    parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--target-per-class", type=int, default=None,
                         help="Only for a quick check of the script (default: every image).")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -300,15 +343,16 @@ def main() -> None:
     if args.results and Path(args.results).is_file():
         done = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line]
     rows = list(done)
-    for key in args.datasets.split(","):
-        if any(r["dataset"] == key for r in done):
-            continue
-        new = run_dataset(key, args)
-        rows += new
-        if args.results:
-            Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-            with open(args.results, "a") as f:
-                f.writelines(json.dumps(r) + "\n" for r in new)
+    for seed in [] if args.table_only else [int(s) for s in args.seeds.split(",")]:
+        for key in args.datasets.split(","):
+            if any(r["dataset"] == key and r.get("seed") == seed for r in done):
+                continue
+            new = run_dataset(key, args, seed)
+            rows += new
+            if args.results:
+                Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+                with open(args.results, "a") as f:
+                    f.writelines(json.dumps(r) + "\n" for r in new)
     print(_table(rows))
 
 

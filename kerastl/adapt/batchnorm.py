@@ -14,7 +14,9 @@
   beta) of the BatchNormalization layers in the top blocks minimise the
   entropy of the predictions on target images, trained on cached
   activations of the frozen blocks below (the moving statistics stay the
-  target's, so the model runs as any kerastl model).
+  target's, so the model runs as any kerastl model). A diversity term (the
+  entropy of the mean prediction, maximised: SHOT's information
+  maximisation, Liang et al. 2020) keeps it from collapsing onto one class.
 
 Neither needs source labels at adaptation time (AdaBN's head refit uses
 them when `source` is given).
@@ -152,35 +154,70 @@ def _affine_variables(layers) -> list:
     return out
 
 
-def _entropy(task, probs):
+def _entropies(task, probs):
+    """Entropy of every prediction (nats)."""
     eps = 1e-7
     if task == "binary":
         p = tf.clip_by_value(probs[:, 0], eps, 1.0 - eps)
-        return -tf.reduce_mean(p * tf.math.log(p) + (1.0 - p) * tf.math.log(1.0 - p))
+        return -(p * tf.math.log(p) + (1.0 - p) * tf.math.log(1.0 - p))
     p = tf.clip_by_value(probs, eps, 1.0)
-    return -tf.reduce_mean(tf.reduce_sum(p * tf.math.log(p), axis=1))
+    return -tf.reduce_sum(p * tf.math.log(p), axis=1)
 
 
-def tent(model, target, *, trainable_blocks: int = 4, epochs: int = 3,
-         learning_rate: float = 1e-3, batch_size: int = 32, adabn_first: bool = True,
-         feature_cache=None, seed=None) -> dict:
+def tent_loss(task, probs, diversity_weight: float = 0.0):
+    """Mean prediction entropy minus `diversity_weight` x the entropy of the mean prediction.
+
+    Args:
+        task: ``"multiclass"`` or ``"binary"``.
+        probs: ``(batch, outputs)`` predicted probabilities.
+        diversity_weight: 0 is TENT's loss; 1 is SHOT's information
+            maximisation (confident predictions that still use every class).
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+        >>> kerastl.adapt.batchnorm.tent_loss("multiclass", probs, diversity_weight=1.0)
+    """
+    loss = tf.reduce_mean(_entropies(task, probs))
+    if diversity_weight:
+        loss -= diversity_weight * _entropies(task, tf.reduce_mean(probs, axis=0,
+                                                                   keepdims=True))[0]
+    return loss
+
+
+def tent(model, target, *, source=None, source_validation=None, trainable_blocks: int = 4,
+         epochs: int = 3, learning_rate: float = 1e-3, batch_size: int = 32,
+         adabn_first: bool = True, diversity_weight: float = 1.0, feature_cache=None,
+         seed=None) -> dict:
     """TENT: entropy minimisation of the BatchNormalization affine parameters on target images.
 
     Args:
         model: A kerastl model trained on the source images.
         target: Unlabelled target images.
+        source: Labelled source training data, or None. kerastl trains with
+            BatchNormalization frozen, so the head was fitted on features
+            normalised by the pretrained (ImageNet) statistics, not the
+            source's: with `source`, the AdaBN step is `adabn` (source
+            statistics, head refitted, then target statistics); without, the
+            target statistics replace the pretrained ones under the same head.
+        source_validation: Labelled source validation data (the refitted head's
+            strength), with `source`.
         trainable_blocks: Top blocks whose BatchNormalization gamma and beta train
             (the blocks below run once, on the feature cache).
         epochs: Passes over the target images.
         learning_rate: Adam's learning rate.
         batch_size: Target images per step.
-        adabn_first: Set the target statistics first (`estimate_batch_norm`), as
-            TENT normalises with target statistics.
+        adabn_first: Set the target statistics first, as TENT normalises with
+            target statistics.
+        diversity_weight: Weight of the diversity term of `tent_loss` (0: TENT's
+            entropy alone, which can collapse every prediction onto one class).
         feature_cache: A `kerastl.training.FeatureCache` to share.
         seed: Shuffling seed.
 
     Returns:
-        ``{"entropy": [mean entropy per epoch], "variables": count}``.
+        ``{"entropy": [mean entropy per epoch], "loss": [mean loss per epoch],
+        "variables": count, "head": the AdaBN head refit or None}``.
 
     Example:
         >>> kerastl.adapt.tent(model, "phone_photos/", trainable_blocks=4)
@@ -190,12 +227,17 @@ def tent(model, target, *, trainable_blocks: int = 4, epochs: int = 3,
     epochs = check_int("epochs", epochs, minimum=1)
     learning_rate = check_float("learning_rate", learning_rate, minimum=0.0, min_inclusive=False)
     batch_size = check_int("batch_size", batch_size, minimum=1)
+    diversity_weight = check_float("diversity_weight", diversity_weight, minimum=0.0)
     task = feats.check_classifier(model)
     cache = feats.check_cache(feature_cache)
     target = as_target(target, input_shape=model.input_shape)
     blocks = get_blocks(model)
     depth = check_int("trainable_blocks", trainable_blocks, minimum=1, maximum=len(blocks))
-    if adabn_first:
+    head = None
+    if adabn_first and source is not None:
+        head = adabn(model, target, source=source, source_validation=source_validation,
+                     feature_cache=cache, seed=seed)["head"]
+    elif adabn_first:
         estimate_batch_norm(model, target)
     apply_trainable_blocks(get_backbone(model), blocks, depth)
     cut = graph.prefix_cut(model, blocks, depth)
@@ -218,18 +260,21 @@ def tent(model, target, *, trainable_blocks: int = 4, epochs: int = 3,
     def step(x):
         with tf.GradientTape() as tape:
             tape.watch(tensors)
-            loss = _entropy(task, suffix(x, training=False))
+            probs = suffix(x, training=False)
+            loss = tent_loss(task, probs, diversity_weight)
         optimizer.apply(tape.gradient(loss, tensors), variables)
-        return loss
+        return loss, tf.reduce_mean(_entropies(task, probs))
 
     rng = np.random.default_rng(seed)
-    history = []
+    history, losses = [], []
     for _ in range(epochs):
         order = rng.permutation(len(activations))
-        losses = [float(step(tf.constant(activations[order[i:i + batch_size]])))
-                  for i in range(0, len(order), batch_size)]
-        history.append(float(np.mean(losses)))
-    return {"entropy": history, "variables": len(variables)}
+        steps = [step(tf.constant(activations[order[i:i + batch_size]]))
+                 for i in range(0, len(order), batch_size)]
+        losses.append(float(np.mean([float(loss) for loss, _ in steps])))
+        history.append(float(np.mean([float(entropy) for _, entropy in steps])))
+    return {"entropy": history, "loss": losses, "variables": len(variables), "head": head}
 
 
-__all__ = ["adabn", "batch_norm_layers", "estimate_batch_norm", "refit_head", "tent"]
+__all__ = ["adabn", "batch_norm_layers", "estimate_batch_norm", "refit_head", "tent",
+           "tent_loss"]

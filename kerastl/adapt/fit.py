@@ -31,7 +31,8 @@ def _run_method(method, model, train, val, target, labelled, cache, opts) -> dic
         return batchnorm.adabn(model, target, source=train, source_validation=val,
                                feature_cache=cache, seed=seed)
     if method == "tent":
-        return batchnorm.tent(model, target, trainable_blocks=opts["trainable_blocks"] or 4,
+        return batchnorm.tent(model, target, source=train, source_validation=val,
+                              trainable_blocks=opts["trainable_blocks"] or 4,
                               epochs=opts["epochs"] or 3,
                               learning_rate=opts["learning_rate"] or 1e-3,
                               feature_cache=cache, seed=seed)
@@ -77,7 +78,8 @@ def fit(model, source_train, target, *, method="auto", source_validation=None,
     Methods (see the `kerastl.adapt` modules): ``"source_only"`` (no
     adaptation), ``"adabn"``, ``"tent"`` (BatchNormalization statistics /
     affine parameters; no source data needed), ``"coral"`` (closed form on
-    features), ``"deep_coral"``, ``"mmd"``, ``"dann"`` (head + top blocks on
+    features; the head fitted on the source features and their copies
+    coloured like the target), ``"deep_coral"``, ``"mmd"``, ``"dann"`` (head + top blocks on
     cached activations), ``"daume"`` and ``"fine_tune_target"`` (need
     `target_labelled`), and ``"auto"``: `kerastl.adapt.shift_report` first; no
     shift means no adaptation (the report says so); otherwise the methods of

@@ -44,6 +44,31 @@ def test_coral_recovers_part_of_the_fogged_target(shifted):
     assert [w.path for w in model.weights] == weights  # a plain kerastl model
 
 
+def test_coral_head_data_both_keeps_the_source_accuracy(shifted):
+    scores = {}
+    for head_data in ("coloured", "both"):
+        model = source_trained(tiny_kerastl_model(3), shifted)
+        cache = FeatureCache()
+        result = alignment.coral(model, shifted["source"], shifted["target"],
+                                 source_validation=shifted["validation"], head_data=head_data,
+                                 feature_cache=cache, seed=0)
+        assert result["head_data"] == head_data
+        scores[head_data] = (
+            evaluate(model, (shifted["target"], shifted["target_labels"]), feature_cache=cache),
+            evaluate(model, shifted["validation"], feature_cache=cache))
+    # Fitted on the coloured copies only, the head no longer separates the clean source
+    # images (source-only: 1.0 on them); fitted on both, it serves both domains.
+    assert scores["coloured"][1] <= 0.9
+    assert scores["both"][1] >= 0.95
+    assert min(scores["coloured"][0], scores["both"][0]) >= 0.6
+
+
+def test_coral_bad_head_data(shifted):
+    model = source_trained(tiny_kerastl_model(3), shifted)
+    with pytest.raises(ValueError, match="`head_data` must be one of"):
+        alignment.coral(model, shifted["source"], shifted["target"], head_data="target")
+
+
 def test_dann_recovers_part_of_the_fogged_target(shifted):
     model = source_trained(adapter_model(), shifted)
     labelled = (shifted["target"], shifted["target_labels"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from harness import float32_tolerance, tiny_kerastl_model
 
 from kerastl.adapt import batchnorm
@@ -87,9 +88,46 @@ def test_tent_lowers_the_target_entropy_and_keeps_the_model_plain(shifted, tmp_p
     assert_keras_round_trip(model, shifted["target"][:4], tmp_path)
 
 
+def test_tent_loss_matches_numpy():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]], "float32")
+
+    def entropy(p):
+        return -(p * np.log(p)).sum(axis=-1)
+
+    for weight in (0.0, 1.0, 0.5):
+        expected = entropy(probs).mean() - weight * entropy(probs.mean(axis=0))
+        np.testing.assert_allclose(
+            float(batchnorm.tent_loss("multiclass", tf.constant(probs), weight)), expected,
+            rtol=1e-5)
+    # Confident and diverse beats confident on one class (which TENT's loss alone cannot tell).
+    one_class = tf.constant([[1.0, 0.0], [1.0, 0.0]])
+    diverse = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    assert float(batchnorm.tent_loss("multiclass", one_class, 0.0)) == pytest.approx(
+        float(batchnorm.tent_loss("multiclass", diverse, 0.0)), abs=1e-5)
+    assert float(batchnorm.tent_loss("multiclass", diverse, 1.0)) < float(
+        batchnorm.tent_loss("multiclass", one_class, 1.0)) - 0.6  # log 2 = 0.69
+    binary = tf.constant([[0.9], [0.2]])
+    p = np.array([0.9, 0.2])
+    expected = (-(p * np.log(p) + (1 - p) * np.log(1 - p))).mean()
+    np.testing.assert_allclose(float(batchnorm.tent_loss("binary", binary)), expected, rtol=1e-5)
+
+
+def test_tent_with_source_refits_the_head_first(shifted):
+    model = source_trained(tiny_kerastl_model(3), shifted)
+    cache = FeatureCache()
+    result = batchnorm.tent(model, shifted["target"], source=shifted["source"],
+                            source_validation=shifted["validation"], trainable_blocks=2,
+                            epochs=2, feature_cache=cache, seed=0)
+    assert result["head"]["l2"] > 0 and len(result["loss"]) == 2
+    labelled = (shifted["target"], shifted["target_labels"])
+    assert evaluate(model, labelled, feature_cache=cache) >= 0.9
+
+
 def test_tent_bad_arguments(shifted):
     model = tiny_kerastl_model(3)
     with pytest.raises(ValueError, match="`trainable_blocks` must be an integer between 1 and 4"):
         batchnorm.tent(model, shifted["target"], trainable_blocks=9)
     with pytest.raises(ValueError, match="`epochs` must be an integer >= 1"):
         batchnorm.tent(model, shifted["target"], epochs=0)
+    with pytest.raises(ValueError, match="`diversity_weight` must be a number >= 0.0"):
+        batchnorm.tent(model, shifted["target"], diversity_weight=-1.0)
