@@ -44,7 +44,15 @@ class DeepOptions:
     weight: float = 1.0
     batch_size: int = 32
     label_smoothing: float = 0.1
+    discriminator_learning_rate: float | None = None
     seed: int | None = None
+
+    @property
+    def discriminator_rate(self) -> float:
+        """DANN's domain classifier rate (default: `learning_rate`)."""
+        if self.discriminator_learning_rate is None:
+            return self.learning_rate
+        return self.discriminator_learning_rate
 
     def check(self, num_blocks: int) -> DeepOptions:
         if self.alignment not in ALIGNMENTS:
@@ -58,6 +66,9 @@ class DeepOptions:
         check_int("batch_size", self.batch_size, minimum=2)
         check_float("label_smoothing", self.label_smoothing, minimum=0.0, maximum=1.0,
                     max_inclusive=False)
+        if self.discriminator_learning_rate is not None:
+            check_float("discriminator_learning_rate", self.discriminator_learning_rate,
+                        minimum=0.0, min_inclusive=False)
         return self
 
 
@@ -92,6 +103,11 @@ class _Loop:
         self.variables = self._variables()
         self.optimizer = keras.optimizers.Adam(options.learning_rate)
         self.optimizer.build(self.variables)
+        self.domain_variables, self.domain_optimizer = [], None
+        if self.domain is not None:
+            self.domain_variables = list(self.domain.trainable_weights)
+            self.domain_optimizer = keras.optimizers.Adam(options.discriminator_rate)
+            self.domain_optimizer.build(self.domain_variables)
         self.scale = tf.Variable(1.0, trainable=False)
         self.step = tf.function(self._step)
 
@@ -99,8 +115,6 @@ class _Loop:
         out = list(self.head.trainable_weights)
         if self.features is not None:
             out = list(self.features.trainable_weights) + out
-        if self.domain is not None:
-            out += list(self.domain.trainable_weights)
         seen, unique = set(), []
         for v in out:
             if id(v) not in seen:
@@ -132,8 +146,11 @@ class _Loop:
         with tf.GradientTape() as tape:
             ce, align = self.losses(xs, ys, xt)
             loss = ce + self.scale * align
-        grads = tape.gradient(loss, [v.value for v in self.variables])
-        self.optimizer.apply(grads, self.variables)
+        both = self.variables + self.domain_variables
+        grads = tape.gradient(loss, [v.value for v in both])
+        self.optimizer.apply(grads[:len(self.variables)], self.variables)
+        if self.domain_optimizer is not None:
+            self.domain_optimizer.apply(grads[len(self.variables):], self.domain_variables)
         return ce, align
 
 

@@ -83,6 +83,19 @@ def test_dann_recovers_part_of_the_fogged_target(shifted):
     assert evaluate(model, shifted["validation"], feature_cache=cache) >= 0.9
 
 
+def test_dann_discriminator_learning_rate(shifted):
+    # Ten times faster than the blocks, the domain classifier wins outright on this data
+    # (its loss goes to 0) where at the blocks' rate it stays confused (test above).
+    model = source_trained(adapter_model(), shifted)
+    result = alignment.dann(model, shifted["source"], shifted["target"], trainable_blocks=2,
+                            epochs=30, learning_rate=1e-3, discriminator_learning_rate=1e-2,
+                            seed=0)
+    assert result["history"]["alignment"][-1] < 0.05
+    with pytest.raises(ValueError, match="`discriminator_learning_rate` must be a number > 0"):
+        alignment.dann(model, shifted["source"], shifted["target"],
+                       discriminator_learning_rate=0.0)
+
+
 @pytest.mark.parametrize("method", ["deep_coral", "mmd"])
 def test_deep_alignment_trains_on_cached_activations(shifted, method):
     model = source_trained(adapter_model(), shifted)
