@@ -138,10 +138,12 @@ def coral(model, source, target, *, source_validation=None, regularization: floa
 
 
 def _deep(alignment, model, source, target, *, trainable_blocks, epochs, learning_rate,
-          weight, batch_size, feature_cache, seed, discriminator_learning_rate=None) -> dict:
+          weight, batch_size, feature_cache, seed, discriminator_learning_rate=None,
+          adversary="reversal") -> dict:
     options = DeepOptions(alignment, trainable_blocks=trainable_blocks, epochs=epochs,
                           learning_rate=learning_rate, weight=weight, batch_size=batch_size,
-                          discriminator_learning_rate=discriminator_learning_rate, seed=seed)
+                          discriminator_learning_rate=discriminator_learning_rate,
+                          adversary=adversary, seed=seed)
     return train_aligned(model, as_source("source", source, model=model),
                          as_target(target, input_shape=model.input_shape), options,
                          feature_cache=feature_cache)
@@ -193,8 +195,8 @@ def mmd(model, source, target, *, trainable_blocks: int = 2, epochs: int = 10,
 
 def dann(model, source, target, *, trainable_blocks: int = 2, epochs: int = 10,
          learning_rate: float = 1e-4, weight: float = 1.0, batch_size: int = 32,
-         discriminator_learning_rate: float | None = None, feature_cache=None,
-         seed=None) -> dict:
+         discriminator_learning_rate: float | None = None, adversary: str = "reversal",
+         feature_cache=None, seed=None) -> dict:
     """DANN (Ganin et al. 2016): a domain classifier behind a `kerastl.adapt.GradientReversal`.
 
     The reversal's factor follows ``2 / (1 + exp(-10 p)) - 1`` over the run;
@@ -203,7 +205,11 @@ def dann(model, source, target, *, trainable_blocks: int = 2, epochs: int = 10,
     `learning_rate`; reference implementations that fine-tune a pretrained
     backbone often train it 10x faster than the backbone, which on the
     synthetic test data lets it win outright and the alignment fail) and is
-    discarded afterwards. Other arguments as `deep_coral`.
+    discarded afterwards. ``adversary="confusion"`` replaces the reversal by
+    domain confusion (Tzeng et al. 2015): the classifier learns the domains,
+    the features learn to make it answer 0.5, a bounded loss (reversal
+    maximises the classifier's loss without bound). Other arguments as
+    `deep_coral`.
 
     Example:
         >>> kerastl.adapt.dann(model, data.train, "phone_photos/")
@@ -211,7 +217,7 @@ def dann(model, source, target, *, trainable_blocks: int = 2, epochs: int = 10,
     return _deep("dann", model, source, target, trainable_blocks=trainable_blocks,
                  epochs=epochs, learning_rate=learning_rate, weight=weight,
                  batch_size=batch_size, feature_cache=feature_cache, seed=seed,
-                 discriminator_learning_rate=discriminator_learning_rate)
+                 discriminator_learning_rate=discriminator_learning_rate, adversary=adversary)
 
 
 __all__ = ["HEAD_DATA", "coral", "coral_transform", "dann", "deep_coral", "mmd"]

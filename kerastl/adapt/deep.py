@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerastl._validation import check_float, check_int
+from kerastl._validation import check_float, check_int, check_one_of
 from kerastl.accessors import get_backbone, get_blocks, get_head
 from kerastl.adapt import features as feats
 from kerastl.adapt.layers import GradientReversal, dann_schedule
@@ -31,6 +31,7 @@ from kerastl.layers import task_loss
 from kerastl.training import graph
 
 ALIGNMENTS = ("coral", "mmd", "dann")
+ADVERSARIES = ("reversal", "confusion")
 
 
 @dataclasses.dataclass
@@ -45,6 +46,7 @@ class DeepOptions:
     batch_size: int = 32
     label_smoothing: float = 0.1
     discriminator_learning_rate: float | None = None
+    adversary: str = "reversal"
     seed: int | None = None
 
     @property
@@ -66,6 +68,7 @@ class DeepOptions:
         check_int("batch_size", self.batch_size, minimum=2)
         check_float("label_smoothing", self.label_smoothing, minimum=0.0, maximum=1.0,
                     max_inclusive=False)
+        check_one_of("adversary", self.adversary, ADVERSARIES)
         if self.discriminator_learning_rate is not None:
             check_float("discriminator_learning_rate", self.discriminator_learning_rate,
                         minimum=0.0, min_inclusive=False)
@@ -99,7 +102,8 @@ class _Loop:
             self.grl = GradientReversal(0.0)
             aligned = (self.head.num_outputs if cut.pooled
                        else int(self.head.input.shape[-1]))
-            self.domain = _domain_classifier(aligned, self.grl)
+            first = self.grl if options.adversary == "reversal" else keras.layers.Identity()
+            self.domain = _domain_classifier(aligned, first)
         self.variables = self._variables()
         self.optimizer = keras.optimizers.Adam(options.learning_rate)
         self.optimizer.build(self.variables)
@@ -133,24 +137,47 @@ class _Loop:
             return coral_loss(a_s, a_t)
         if kind == "mmd":
             return mmd_loss(a_s, a_t)
-        logits = self.domain(tf.concat([a_s, a_t], axis=0), training=True)
+        both = tf.concat([a_s, a_t], axis=0)
         labels = tf.concat([tf.zeros((tf.shape(a_s)[0], 1)), tf.ones((tf.shape(a_t)[0], 1))], 0)
-        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits))
+        if self.opts.adversary == "reversal":
+            logits = self.domain(both, training=True)
+            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits))
+        # Domain confusion (Tzeng et al. 2015): the classifier learns the domains on the
+        # features as they are; the features learn to make it answer 0.5 (a loss bounded
+        # below by log 2, where reversal's maximisation has no bound).
+        own = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+            labels, self.domain(tf.stop_gradient(both), training=True)))
+        confused = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+            tf.fill(tf.shape(labels), 0.5), self.domain(both, training=True)))
+        return own, confused
 
     def losses(self, xs, ys, xt):
+        """Classification loss and alignment term (the domain classifier's own loss)."""
+        ce, align, _ = self._losses(xs, ys, xt)
+        return ce, align
+
+    def _losses(self, xs, ys, xt):
         a_s, probs = self._outputs(xs)
         a_t, _ = self._outputs(xt)
-        return self.ce(ys, probs), self._align(a_s, a_t)
+        align = self._align(a_s, a_t)
+        if isinstance(align, tuple):  # confusion: (classifier's loss, features' loss)
+            return self.ce(ys, probs), align[0], align[1]
+        return self.ce(ys, probs), align, align
 
     def _step(self, xs, ys, xt):
-        with tf.GradientTape() as tape:
-            ce, align = self.losses(xs, ys, xt)
-            loss = ce + self.scale * align
-        both = self.variables + self.domain_variables
-        grads = tape.gradient(loss, [v.value for v in both])
-        self.optimizer.apply(grads[:len(self.variables)], self.variables)
+        with tf.GradientTape(persistent=True) as tape:
+            ce, align, moving = self._losses(xs, ys, xt)
+            loss = ce + self.scale * moving
+        grads = tape.gradient(loss, [v.value for v in self.variables])
+        self.optimizer.apply(grads, self.variables)
         if self.domain_optimizer is not None:
-            self.domain_optimizer.apply(grads[len(self.variables):], self.domain_variables)
+            # Reversal: one loss, its gradient reversed below the classifier. Confusion:
+            # the classifier follows its own loss only.
+            target = loss if self.opts.adversary == "reversal" else align
+            self.domain_optimizer.apply(
+                tape.gradient(target, [v.value for v in self.domain_variables]),
+                self.domain_variables)
+        del tape
         return ce, align
 
 
@@ -233,4 +260,4 @@ def _initial_scale(loop, xs, ys, xt) -> float:
     return float(loop.opts.weight) * float(ce) / align
 
 
-__all__ = ["ALIGNMENTS", "DeepOptions", "train_aligned"]
+__all__ = ["ADVERSARIES", "ALIGNMENTS", "DeepOptions", "train_aligned"]
