@@ -18,8 +18,8 @@
   entropy of the mean prediction, maximised: SHOT's information
   maximisation, Liang et al. 2020) keeps it from collapsing onto one class.
 
-Neither needs source labels at adaptation time (AdaBN's head refit uses
-them when `source` is given).
+Neither needs source labels at adaptation time (the head refit of AdaBN, and of
+TENT's AdaBN step, uses them when `source` is given).
 """
 
 from __future__ import annotations

@@ -77,9 +77,10 @@ def fit(model, source_train, target, *, method="auto", source_validation=None,
 
     Methods (see the `kerastl.adapt` modules): ``"source_only"`` (no
     adaptation), ``"adabn"``, ``"tent"`` (BatchNormalization statistics /
-    affine parameters; no source data needed), ``"coral"`` (closed form on
-    features; the head fitted on the source features and their copies
-    coloured like the target), ``"deep_coral"``, ``"mmd"``, ``"dann"`` (head + top blocks on
+    affine parameters; the source images only refit the head under source
+    statistics first), ``"coral"`` (closed form on features; the head
+    fitted on the source features and their copies coloured like the
+    target), ``"deep_coral"``, ``"mmd"``, ``"dann"`` (head + top blocks on
     cached activations), ``"daume"`` and ``"fine_tune_target"`` (need
     `target_labelled`), and ``"auto"``: `kerastl.adapt.shift_report` first; no
     shift means no adaptation (the report says so); otherwise the methods of
