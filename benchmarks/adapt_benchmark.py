@@ -185,8 +185,8 @@ def _row(dataset, method, per_fold, seconds, fit_seconds, **values):
     mean = {k: float(np.mean([f[k] for f in per_fold])) for k in per_fold[0]}
     row = {"benchmark": "adapt_v2", "dataset": dataset, "method": method, **mean,
            "folds": per_fold, "seconds": float(np.mean(seconds)),
-           "cost_vs_fit": (fit_seconds + float(np.mean(seconds))) / fit_seconds
-           if method != "source_only" else 1.0, **values}
+           "cost_vs_fit": None if fit_seconds is None else 1.0 if method == "source_only"
+           else (fit_seconds + float(np.mean(seconds))) / fit_seconds, **values}
     print(json.dumps(row), flush=True)
     return row
 
@@ -211,7 +211,7 @@ def _ceiling(key, args, seed, source, validation, target_x, target_y, class_name
         seconds.append(time.perf_counter() - start)
         other = as_target(target_x[1 - fold].astype("float32"), input_shape=model.input_shape)
         per_fold.append({"target_heldout": score(model, other, target_y[1 - fold], cache)})
-    return _row(key, "ceiling", per_fold, seconds, seconds[0], **common)
+    return _row(key, "ceiling", per_fold, seconds, None, **common)
 
 
 def _adapt_library(key, args, model, cache, source, validation, halves_, folds, yt,
@@ -239,7 +239,7 @@ def _adapt_library(key, args, model, cache, source, validation, halves_, folds, 
             print(json.dumps(row), flush=True)
             return [row]
         results = json.loads(out.read_text())
-    return [_row(key, f"ADAPT_{name}", value["folds"], value["seconds"], 1.0, **common)
+    return [_row(key, f"ADAPT_{name}", value["folds"], value["seconds"], None, **common)
             for name, value in results.items()]
 
 
@@ -316,7 +316,7 @@ def _table(rows) -> str:
             chosen = sorted({a["chosen"] for r in group for a in (r.get("auto") or [])})
             name = method + (f" -> {', '.join(chosen)}" if chosen else "")
             cost = _cell([r["cost_vs_fit"] for r in group], scale=1.0) \
-                if method not in ("ceiling",) and not method.startswith("ADAPT") else "-"
+                if method != "ceiling" and not method.startswith("ADAPT") else "-"
             secs = _cell([r["seconds"] for r in group], scale=1.0)
             lines.append(f"| {key} | {name} | {len(group)} | {' | '.join(cells)} | {diff} | "
                          f"{share} | {secs} | {cost} |")
