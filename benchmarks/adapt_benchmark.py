@@ -35,6 +35,7 @@ Prints one JSON line per row and a table at the end.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -57,7 +58,8 @@ DATASETS = {
 }
 METHODS = ("coral", "coral_coloured", "adabn", "tent", "deep_coral", "mmd", "dann")
 # Rows that call a method function with an option instead of kerastl.adapt.fit.
-METHOD_CALLS = {"coral_coloured": ("coral", {"head_data": "coloured"})}
+METHOD_CALLS = {"coral_coloured": ("coral", {"head_data": "coloured"}),
+                "dann_confusion": ("dann", {"adversary": "confusion"})}
 
 
 def _assets() -> Path:
@@ -148,15 +150,17 @@ def run_dataset(key: str, args, seed: int) -> list:
     base = model.get_weights()
     rows = [_row(key, "source_only", [scores(0), scores(1)], [fit_seconds] * 2, fit_seconds,
                  recipe_stage=stage, shift=report.shift.to_dict(), **common)]
-    for method in args.methods + ["auto"]:
+    for method in args.methods + ([] if "auto" in args.skip else ["auto"]):
         per_fold, seconds, extra = [], [], []
         for fold in (0, 1):
             model.set_weights(base)
             name, kwargs = METHOD_CALLS.get(method, (method, {}))
             started = time.perf_counter()
             if kwargs:
-                getattr(adapt, name)(model, source, halves_[fold], source_validation=validation,
-                                     feature_cache=cache, seed=seed, **kwargs)
+                if "source_validation" in inspect.signature(getattr(adapt, name)).parameters:
+                    kwargs = {**kwargs, "source_validation": validation}
+                getattr(adapt, name)(model, source, halves_[fold], feature_cache=cache,
+                                     seed=seed, **kwargs)
                 seconds.append(time.perf_counter() - started)
             else:
                 report = adapt.fit(model, source, halves_[fold], method=name,
@@ -171,8 +175,9 @@ def run_dataset(key: str, args, seed: int) -> list:
         rows.append(_row(key, method, per_fold, seconds, fit_seconds, auto=extra or None,
                          **common))
     model.set_weights(base)
-    rows.append(_ceiling(key, args, seed, source, validation, [xt[i] for i in folds],
-                         [yt[i] for i in folds], class_names, common))
+    if "ceiling" not in args.skip:
+        rows.append(_ceiling(key, args, seed, source, validation, [xt[i] for i in folds],
+                             [yt[i] for i in folds], class_names, common))
     if args.adapt_python:
         rows += _adapt_library(key, args, model, cache, source, validation, halves_, folds, yt,
                                common)
@@ -332,6 +337,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0",
                         help="Seeds of the source train/validation split and of training.")
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--skip", default="", help="Rows not to run: auto, ceiling (comma-separated).")
     parser.add_argument("--target-per-class", type=int, default=None,
                         help="Only for a quick check of the script (default: every image).")
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -344,6 +350,10 @@ def main() -> None:
         adapt_worker(*args.adapt_worker)
         return
     args.methods = [m for m in args.methods.split(",") if m]
+    args.skip = [m for m in args.skip.split(",") if m]
+    unknown = sorted(set(args.skip) - {"auto", "ceiling"})
+    if unknown:
+        parser.error(f"--skip takes auto and ceiling. Received: {','.join(unknown)}")
     if args.weights == "none":
         args.weights = None
     seed_keras_home(_assets())
