@@ -154,23 +154,10 @@ def run_dataset(key: str, args, seed: int) -> list:
         per_fold, seconds, extra = [], [], []
         for fold in (0, 1):
             model.set_weights(base)
-            name, kwargs = METHOD_CALLS.get(method, (method, {}))
-            started = time.perf_counter()
-            if kwargs:
-                if "source_validation" in inspect.signature(getattr(adapt, name)).parameters:
-                    kwargs = {**kwargs, "source_validation": validation}
-                getattr(adapt, name)(model, source, halves_[fold], feature_cache=cache,
-                                     seed=seed, **kwargs)
-                seconds.append(time.perf_counter() - started)
-            else:
-                report = adapt.fit(model, source, halves_[fold], method=name,
-                                   source_validation=validation, train_source=False,
-                                   feature_cache=cache, seed=seed, verbose=0)
-                seconds.append(report.seconds if method == "auto"
-                               else report.candidates[0].seconds)
-                if method == "auto":
-                    extra.append({"chosen": report.method, "message": report.message,
-                                  "tried": [c.method for c in report.candidates]})
+            took, chosen = adapt_once(model, method, source, validation, halves_[fold], cache,
+                                      seed)
+            seconds.append(took)
+            extra += [chosen] if chosen else []
             per_fold.append(scores(fold))
         rows.append(_row(key, method, per_fold, seconds, fit_seconds, auto=extra or None,
                          **common))
@@ -182,6 +169,29 @@ def run_dataset(key: str, args, seed: int) -> list:
         rows += _adapt_library(key, args, model, cache, source, validation, halves_, folds, yt,
                                common)
     return rows
+
+
+def adapt_once(model, method, source, validation, target, cache, seed):
+    """Adapts the source-trained `model` with one row's method; returns (seconds, auto's choice).
+
+    `METHOD_CALLS` rows call the method's function with their option; the others go
+    through `kerastl.adapt.fit` (the method's own seconds; auto's whole run)."""
+    import kerastl.adapt as adapt
+
+    if method in METHOD_CALLS:
+        name, kwargs = METHOD_CALLS[method]
+        function = getattr(adapt, name)
+        if "source_validation" in inspect.signature(function).parameters:
+            kwargs = {**kwargs, "source_validation": validation}
+        started = time.perf_counter()
+        function(model, source, target, feature_cache=cache, seed=seed, **kwargs)
+        return time.perf_counter() - started, None
+    report = adapt.fit(model, source, target, method=method, source_validation=validation,
+                       train_source=False, feature_cache=cache, seed=seed, verbose=0)
+    if method != "auto":
+        return report.candidates[0].seconds, None
+    return report.seconds, {"chosen": report.method, "message": report.message,
+                            "tried": [c.method for c in report.candidates]}
 
 
 def _row(dataset, method, per_fold, seconds, fit_seconds, **values):

@@ -132,16 +132,17 @@ class _Loop:
         return (probs if self.features is None else pooled), probs
 
     def _align(self, a_s, a_t):
+        """(the domain classifier's own loss, the loss the features follow); one for CORAL/MMD."""
         kind = self.opts.alignment
-        if kind == "coral":
-            return coral_loss(a_s, a_t)
-        if kind == "mmd":
-            return mmd_loss(a_s, a_t)
+        if kind in ("coral", "mmd"):
+            align = coral_loss(a_s, a_t) if kind == "coral" else mmd_loss(a_s, a_t)
+            return align, align
         both = tf.concat([a_s, a_t], axis=0)
         labels = tf.concat([tf.zeros((tf.shape(a_s)[0], 1)), tf.ones((tf.shape(a_t)[0], 1))], 0)
         if self.opts.adversary == "reversal":
             logits = self.domain(both, training=True)
-            return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits))
+            align = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits))
+            return align, align
         # Domain confusion (Tzeng et al. 2015): the classifier learns the domains on the
         # features as they are; the features learn to make it answer 0.5 (a loss bounded
         # below by log 2, where reversal's maximisation has no bound).
@@ -152,21 +153,14 @@ class _Loop:
         return own, confused
 
     def losses(self, xs, ys, xt):
-        """Classification loss and alignment term (the domain classifier's own loss)."""
-        ce, align, _ = self._losses(xs, ys, xt)
-        return ce, align
-
-    def _losses(self, xs, ys, xt):
+        """Classification loss, the classifier's alignment loss and the features' one."""
         a_s, probs = self._outputs(xs)
         a_t, _ = self._outputs(xt)
-        align = self._align(a_s, a_t)
-        if isinstance(align, tuple):  # confusion: (classifier's loss, features' loss)
-            return self.ce(ys, probs), align[0], align[1]
-        return self.ce(ys, probs), align, align
+        return (self.ce(ys, probs), *self._align(a_s, a_t))
 
     def _step(self, xs, ys, xt):
         with tf.GradientTape(persistent=True) as tape:
-            ce, align, moving = self._losses(xs, ys, xt)
+            ce, align, moving = self.losses(xs, ys, xt)
             loss = ce + self.scale * moving
         grads = tape.gradient(loss, [v.value for v in self.variables])
         self.optimizer.apply(grads, self.variables)
@@ -253,7 +247,7 @@ def _initial_scale(loop, xs, ys, xt) -> float:
     """The multiplier of the alignment term (CORAL and MMD: matched to the first batch's loss)."""
     if loop.opts.alignment == "dann":
         return float(loop.opts.weight)
-    ce, align = loop.losses(tf.constant(xs), tf.constant(ys), tf.constant(xt))
+    ce, align, _ = loop.losses(tf.constant(xs), tf.constant(ys), tf.constant(xt))
     align = float(align)
     if not np.isfinite(align) or align <= 0.0:
         return float(loop.opts.weight)
