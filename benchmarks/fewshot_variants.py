@@ -14,6 +14,11 @@ center=...   features centred before the cosine: by the support mean of the epis
              features ("base"; in these datasets the train folder holds the same
              classes, so this mean is closer to the test classes than a base set of
              other classes would be).
+mahalanobis  kerastl.fewshot.build(metric="mahalanobis"): centred, normalised features
+             whitened by the support's Ledoit-Wolf-shrunk within-class covariance,
+             Euclidean prototypes (a shared-covariance discriminant; nothing chosen).
+             "mahalanobis refine": the same, then one transductive refinement step on
+             the episode's queries (evaluate(transductive=True)).
 refine       transductive soft k-means on the episode's queries
              (kerastl.fewshot.prototypes.refine_prototypes): steps from {1, 3, 10},
              scale from {10, 20, 50}.
@@ -63,6 +68,12 @@ def _predict(xs, ys, xq, ways, variant, params, means):
     if variant["kind"] == "probe":
         kernel, bias = solve_linear("multiclass", ways, xs, ys, l2=params["l2"])
         return (xq @ kernel + bias).argmax(axis=1)
+    if variant["kind"] == "mahalanobis":
+        from kerastl.fewshot.episodes import classify_episode
+
+        return classify_episode(xs, ys, xq, ways=ways, method="prototypes",
+                                metric="mahalanobis", scale=0.5,
+                                transductive=variant["name"].endswith("refine"))
     xs, xq = _transform(xs, xq, power=variant["power"], center=variant["center"],
                         base_mean=means["power" if variant["power"] else "raw"])
     p = proto.class_prototypes(xs, ys, ways)
@@ -94,6 +105,8 @@ def variants():
         name = kind + (" power" if power else "") + (f" center={center}" if center else "")
         out.append({"name": name, "kind": kind, "power": power, "center": center,
                     "grid": REFINE_GRID if kind == "refine" else [{}]})
+    out += [{"name": name, "kind": "mahalanobis", "grid": [{}]}
+            for name in ("mahalanobis", "mahalanobis refine")]
     return out
 
 
@@ -107,7 +120,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default=None, help="comma-separated variant names")
     parser.add_argument("--kinds", default="prototypes,refine",
-                        help="comma-separated kinds of variant: prototypes, refine")
+                        help="comma-separated kinds of variant: prototypes, refine, mahalanobis")
     args = parser.parse_args(argv)
     from kerastl.fewshot.episodes import mean_ci
 

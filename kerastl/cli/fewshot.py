@@ -16,7 +16,7 @@ import click
 from kerastl.cli.common import Output, comma_list, import_kerastl, output_options
 from kerastl.cli.config import WeightsType
 
-_METRICS = ("cosine", "euclidean")  # kerastl.fewshot.layers.METRICS, TF-free here
+_METRICS = ("cosine", "euclidean", "mahalanobis")  # kerastl.fewshot.layers.METRICS, TF-free
 _METHODS = ("prototypes", "baseline++", "logistic")  # kerastl.fewshot.episodes.METHODS
 
 

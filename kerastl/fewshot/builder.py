@@ -109,6 +109,19 @@ def _unlabelled(value):
     return value
 
 
+def _space(head_or_metric, whitening) -> str:
+    """The metric of the prototype arithmetic: Euclidean once features are whitened."""
+    return "euclidean" if whitening is not None else head_or_metric
+
+
+def _mapped(x, whitening):
+    return x if whitening is None else proto.whiten(x, whitening)
+
+
+def _set_weights(head, prototypes, whitening) -> None:
+    head.output_layer.set_weights([prototypes] + ([] if whitening is None else list(whitening)))
+
+
 def build(backbone_or_model, support_data, *, metric: str = "cosine", scale=None,
           class_names=None, input_shape=None, weights="imagenet", refine_data=None,
           refine_steps: int = 1, fine_tune_steps: int = 0, learning_rate: float = 0.01,
@@ -122,8 +135,14 @@ def build(backbone_or_model, support_data, *, metric: str = "cosine", scale=None
         support_data: The labelled support images (or embeddings), see
             `kerastl.fewshot` for the accepted forms; every class needs at
             least one image.
-        metric: ``"cosine"`` (normalised prototypes) or ``"euclidean"``.
-        scale: Score scale of the head (default 10 for cosine, 1 for Euclidean).
+        metric: ``"cosine"`` (normalised prototypes), ``"euclidean"``, or
+            ``"mahalanobis"``: features centred on the support mean,
+            normalised and whitened by the support's within-class covariance
+            (shrunk by the Ledoit-Wolf formula), then Euclidean prototypes;
+            a shared-covariance linear discriminant, stored in the head so
+            `add_classes` and an app add classes by averaging as before.
+        scale: Score scale of the head (default 10 for cosine, 1 for Euclidean,
+            0.5 for Mahalanobis).
         class_names: Class names (default: those of the data, else ``"0"``, ``"1"``...).
         input_shape: Input size of a new model (default: the support images' size).
         weights: Backbone weights of a new model.
@@ -161,19 +180,23 @@ def build(backbone_or_model, support_data, *, metric: str = "cosine", scale=None
     if k < 2:
         raise ValueError("`support_data` must have at least 2 classes (add more with "
                          f"kerastl.fewshot.add_classes). Received: {k} class")
-    prototypes = proto.class_prototypes(found.x, found.y, k, metric=metric)
+    whitening = proto.fit_whitening(found.x, found.y, k) if metric == "mahalanobis" else None
+    space, support_x = _space(metric, whitening), _mapped(found.x, whitening)
+    prototypes = proto.class_prototypes(support_x, found.y, k, metric=space)
     if refine_data is not None:
         extra = features("refine_data", base, _unlabelled(refine_data), width=width,
                          feature_cache=feature_cache, batch_size=batch_size)
-        prototypes = proto.refine_prototypes(prototypes, found.x, found.y, extra.x,
-                                             metric=metric, scale=scale, steps=refine_steps)
+        prototypes = proto.refine_prototypes(prototypes, support_x, found.y,
+                                             _mapped(extra.x, whitening), metric=space,
+                                             scale=scale, steps=refine_steps)
     if steps:
         prototypes = proto.fit_cosine_classifier(found.x, found.y, prototypes, scale=scale,
                                                  steps=steps, learning_rate=learning_rate)
     head = PrototypeHead(k, metric=metric, scale=scale, pooling=get_head(base).pooling,
+                         rank=1 if whitening is None else len(whitening.gains),
                          class_names=names, name="head")
     model = with_head(base, head, name=name or f"{base.name.rsplit('_', 1)[0]}_prototypes")
-    head.output_layer.set_weights([prototypes])
+    _set_weights(head, prototypes, whitening)
     return model
 
 
@@ -235,11 +258,13 @@ def add_classes(model, new_support, *, class_names=None, feature_cache=None,
     old, new = new_class_names("new_support", head, found)
     m = len(new)
     check_every_class("new_support", found.y, m, new)
-    added = proto.class_prototypes(found.x, found.y, m, metric=head.metric)
-    grown = PrototypeHead(len(old) + m, metric=head.metric, scale=head.scale,
+    whitening = head.whitening
+    added = proto.class_prototypes(_mapped(found.x, whitening), found.y, m,
+                                   metric=_space(head.metric, whitening))
+    grown = PrototypeHead(len(old) + m, metric=head.metric, scale=head.scale, rank=head.rank,
                           pooling=head.pooling, class_names=old + new, name=head.name)
     result = with_head(model, grown)
-    grown.output_layer.set_weights([np.concatenate([head.prototypes, added])])
+    _set_weights(grown, np.concatenate([head.prototypes, added]), whitening)
     return result
 
 

@@ -131,6 +131,10 @@ def classify_episode(xs, ys, xq, *, ways: int, method: str, metric: str, scale: 
 
         kernel, bias = solve_linear("multiclass", ways, xs, ys, l2=l2)
         return (xq @ kernel + bias).argmax(axis=1)
+    if metric == "mahalanobis":
+        whitening = proto.fit_whitening(xs, ys, ways)
+        xs, xq = proto.whiten(xs, whitening), proto.whiten(xq, whitening)
+        metric = "euclidean"
     p = proto.class_prototypes(xs, ys, ways, metric=metric)
     if transductive:
         p = proto.refine_prototypes(p, xs, ys, xq, metric=metric, scale=scale)
@@ -199,7 +203,7 @@ def evaluate(model_or_backbone, data, *, ways: int, shots: int, queries: int = 1
             (cosine classifier initialised at the prototypes and trained on
             the support set) or ``"logistic"`` (an L2 logistic-regression
             probe, `kerastl.training.linear_head.solve_linear`, at strength `l2`).
-        metric: ``"cosine"`` or ``"euclidean"`` (prototypes).
+        metric: ``"cosine"``, ``"euclidean"`` or ``"mahalanobis"`` (prototypes).
         scale: Score scale (default 10 cosine, 1 Euclidean).
         transductive: Refine the prototypes with the episode's queries (soft k-means).
         fine_tune_steps: Adam steps of ``"baseline++"``.

@@ -44,8 +44,9 @@ from kerastl.fewshot.prototypes import class_prototypes
 
 CLASSIFIER_FILE = "prototype_classifier.tflite"
 ADD_CLASS = ("prototype = mean of the photos' embeddings (cosine: l2-normalise each embedding, "
-             "average, l2-normalise the mean); append it as a row of the prototype matrix "
-             "passed to the classify signature")
+             "average, l2-normalise the mean; mahalanobis: the embeddings are whitened by "
+             "the model already, average them as they are); append it as a row of the "
+             "prototype matrix passed to the classify signature")
 
 
 def _functions(model):
@@ -58,7 +59,8 @@ def _functions(model):
     prototypes = tf.TensorSpec((None, d), tf.float32, name="prototypes")
 
     def embed(image):
-        return {"embedding": tf.cast(extractor(image, training=False), tf.float32)}
+        pooled = tf.cast(extractor(image, training=False), tf.float32)
+        return {"embedding": head.output_layer.embed(pooled)}
 
     def classify(embedding, prototypes):
         logits = prototype_scores(embedding, prototypes, metric=head.metric, scale=head.scale)
@@ -134,8 +136,9 @@ def _check(name, q, folder, images, labels, reference, prototypes, support, metr
                                      result["agreement"], accuracy=result.get("accuracy"),
                                      max_abs_diff=result["max_abs_diff"])
     if support is not None:
-        own = class_prototypes(ondevice.embed_tflite(folder / name, support[0]),
-                               support[1], len(prototypes), metric=metric)
+        own = class_prototypes(ondevice.embed_tflite(folder / name, support[0]), support[1],
+                               len(prototypes),
+                               metric="euclidean" if metric == "mahalanobis" else metric)
         item.on_device_agreement = verify.compare(
             "multiclass", ondevice.classify_tflite(classifier, emb, own), reference)["agreement"]
     return item

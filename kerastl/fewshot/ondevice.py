@@ -109,7 +109,7 @@ class OnDeviceReport:
         path: The version folder.
         version: Its name.
         class_names: One name per prototype.
-        metric: ``"cosine"`` or ``"euclidean"``.
+        metric: ``"cosine"``, ``"euclidean"`` or ``"mahalanobis"``.
         scale: The head's score scale.
         embedding_width: Width of the embeddings.
         artifacts: `OnDeviceArtifact` per checked file.

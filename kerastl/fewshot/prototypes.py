@@ -9,6 +9,12 @@
 * `fit_cosine_classifier`: Baseline++ (Chen et al. 2019): the prototypes
   as the initial weights of a cosine classifier, trained on the support
   features by full-batch Adam on the softmax cross-entropy.
+* `fit_whitening` / `whiten`: the ``"mahalanobis"`` metric's feature map:
+  features centred on the support mean, L2-normalised, then whitened by
+  the support's within-class covariance shrunk towards the identity by the
+  Ledoit-Wolf formula (as `kerastl.fewshot.ClassStatistics`). Euclidean
+  prototypes of the whitened features are a linear discriminant with a
+  shared covariance (nearest class mean in the Mahalanobis metric).
 * `predict_proba`: the head's probabilities, computed by the same function
   as the Keras layer (`kerastl.fewshot.layers.prototype_scores`).
 """
@@ -19,7 +25,7 @@ import numpy as np
 from keras import ops
 
 from kerastl._validation import check_float, check_int
-from kerastl.fewshot.layers import prototype_scores
+from kerastl.fewshot.layers import Whitening, prototype_scores, whiten_features
 
 _EPSILON = 1e-12
 
@@ -43,6 +49,54 @@ def class_prototypes(x, y, num_classes: int, *, metric: str = "cosine") -> np.nd
     counts = onehot.sum(axis=0)[:, None]
     means = (onehot.T @ x) / np.maximum(counts, 1.0)
     return normalize(means) if metric == "cosine" else means
+
+
+def fit_whitening(x, y, num_classes: int) -> Whitening:
+    """Returns the ``"mahalanobis"`` metric's `Whitening` fitted on support features `x`, `y`.
+
+    The map is ``x -> Sigma^-1/2 normalize(x - center)``: `center` is the mean
+    of `x`, and ``Sigma`` the pooled within-class covariance of the centred,
+    normalised support, shrunk towards ``trace / D`` times the identity by
+    the Ledoit-Wolf formula (no strength is chosen on any data). ``Sigma``
+    differs from a multiple of the identity only on the span of the
+    class-centred support (rank ``n - K`` at most), so it is stored as
+    ``isotropic * I`` plus a ``(D, rank)`` `basis` with one `gain` per column.
+    With one shot per class there is no within-class spread: the map is the
+    centring and normalisation alone (`basis` one zero column).
+
+    Example:
+        >>> w = kerastl.fewshot.prototypes.fit_whitening(x, y, 5)
+        >>> kerastl.fewshot.prototypes.whiten(x, w).shape
+        (25, 1280)
+    """
+    from kerastl.fewshot.statistics import ClassStatistics
+
+    x = np.asarray(x, "float64")
+    y = np.asarray(y, "int64")
+    center = x.mean(axis=0)
+    z = normalize(x - center).astype("float64")
+    stats = ClassStatistics.from_features(z, y, [str(i) for i in range(num_classes)])
+    n, d = float(np.sum(stats.counts)), stats.width
+    mu = float(np.trace(stats.scatter)) / (n * d)
+    residual = z - (stats.sums / stats.counts[:, None])[y]
+    singular, vt = np.linalg.svd(residual, full_matrices=False)[1:]
+    keep = singular > 1e-6 * max(float(singular.max(initial=0.0)), _EPSILON)
+    if mu <= _EPSILON or not np.any(keep):
+        return Whitening(center.astype("float32"), np.float32(1.0),
+                         np.zeros((d, 1), "float32"), np.zeros(1, "float32"))
+    delta = stats.shrinkage()
+    floor = delta * mu if delta > 0 else _EPSILON
+    variances = floor + (1.0 - delta) * singular[keep] ** 2 / n
+    gains = 1.0 / np.sqrt(variances) - 1.0 / np.sqrt(floor)
+    return Whitening(center.astype("float32"), np.float32(1.0 / np.sqrt(floor)),
+                     vt[keep].T.astype("float32"), gains.astype("float32"))
+
+
+def whiten(x, whitening: Whitening) -> np.ndarray:
+    """Returns features `x` mapped by `whitening` (the function the Keras layer uses)."""
+    return ops.convert_to_numpy(whiten_features(
+        ops.convert_to_tensor(np.asarray(x, "float32")),
+        *(ops.convert_to_tensor(np.asarray(w, "float32")) for w in whitening)))
 
 
 def predict_proba(x, prototypes, *, metric: str, scale: float) -> np.ndarray:
@@ -141,5 +195,5 @@ def fit_cosine_classifier(x, y, prototypes, *, scale: float, steps: int = 100,
     return normalize(w)
 
 
-__all__ = ["class_prototypes", "fit_cosine_classifier", "normalize", "predict_proba",
-           "refine_prototypes"]
+__all__ = ["class_prototypes", "fit_cosine_classifier", "fit_whitening", "normalize",
+           "predict_proba", "refine_prototypes", "whiten"]

@@ -36,3 +36,11 @@ def test_too_many_ways_is_a_one_line_failure(tmp_path):
                                                   "--weights", "none", "--image-size", "32"])
     assert result.exit_code == 1
     assert "`ways` must be at most" in result.output
+
+
+def test_cli_choices_are_the_library_values():
+    from kerastl.cli import fewshot as cli
+    from kerastl.fewshot.episodes import METHODS
+    from kerastl.fewshot.layers import METRICS
+
+    assert cli._METRICS == METRICS and cli._METHODS == METHODS
