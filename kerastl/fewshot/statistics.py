@@ -97,9 +97,15 @@ class ClassStatistics:
         return float(min(max(spread, 0.0), distance) / distance)
 
     def covariance(self) -> np.ndarray:
-        """The pooled within-class covariance, shrunk towards ``trace / D`` times the identity."""
+        """The pooled within-class covariance, shrunk towards ``trace / D`` times the identity.
+
+        With one example per class there is no within-class spread; the
+        covariance is then the identity (nearest class mean, Euclidean).
+        """
         n, d = float(np.sum(self.counts)), self.width
         cov = self.scatter / n
+        if float(np.trace(cov)) <= 0.0:
+            return np.eye(d)
         delta = self.shrinkage()
         return (1.0 - delta) * cov + delta * (np.trace(cov) / d) * np.eye(d)
 

@@ -72,6 +72,17 @@ def test_the_head_is_the_gaussian_posterior_with_equal_priors():
     np.testing.assert_allclose(got, expected, atol=1e-4)  # float32 kernel and bias
 
 
+def test_one_example_per_class_gives_the_nearest_mean_head():
+    """No within-class spread: identity covariance (no singular solve), Euclidean nearest mean."""
+    x, y = _gaussian_features(seed=4, n=(1, 1, 1))
+    stats = ClassStatistics.from_features(x, y, ["a", "b", "c"])
+    np.testing.assert_array_equal(stats.covariance(), np.eye(stats.width))
+    kernel, bias = stats.linear_head()
+    query, _ = _gaussian_features(seed=5, n=(20, 20, 20))
+    distances = ((query[:, None, :] - x[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal((query @ kernel + bias).argmax(1), distances.argmin(1))
+
+
 def test_save_and_load_round_trip_and_refuse_other_files(tmp_path):
     x, y = _gaussian_features(seed=3)
     stats = ClassStatistics.from_features(x, y, ["a", "b", "c"])
