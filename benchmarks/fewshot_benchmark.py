@@ -174,9 +174,10 @@ def build_time(args, sink):
     times = []
     for _ in range(3):
         start = time.perf_counter()
-        proto = fs.build(model, (x[support], y[support]), class_names=names)
+        proto = fs.build(model, (x[support], y[support]), class_names=names, metric=args.metric)
         times.append(time.perf_counter() - start)
-    _emit({"stage": "build_time", "images": 25, "ways": 5, "seconds_median":
+    _emit({"stage": "build_time", "metric": args.metric, "images": 25, "ways": 5,
+           "seconds_median":
            round(float(np.median(times)), 2), "seconds": [round(t, 2) for t in times]}, sink)
     return proto, x, y, rng, support, root
 
@@ -197,7 +198,8 @@ def stage_device(args, sink) -> None:
                            support_data=(x[support], y[support]), eval_data=(tx, ty),
                            verbose=0)
         for a in report.artifacts:
-            _emit({"stage": "export", "artifact": a.name, "size_bytes": a.size_bytes,
+            _emit({"stage": "export", "metric": args.metric, "artifact": a.name,
+                   "size_bytes": a.size_bytes,
                    "agreement": a.agreement, "on_device_agreement": a.on_device_agreement,
                    "accuracy": a.accuracy, "keras_accuracy": report.keras_accuracy,
                    "check_images": report.num_check_images,
@@ -364,6 +366,8 @@ def main(argv=None) -> int:
     parser.add_argument("--calibration", type=int, default=100)
     parser.add_argument("--fit-episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--metric", default="cosine",
+                        help="prototype metric of the build and device stages")
     parser.add_argument("--extend-seeds", default=None,
                         help="comma-separated seeds of the extend stage's train/validation "
                              "split (default: --seed); with several, a mean ± std table")
