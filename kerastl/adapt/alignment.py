@@ -165,7 +165,8 @@ def deep_coral(model, source, target, *, trainable_blocks: int = 2, epochs: int 
         weight: Alignment weight, relative to the classification loss on the first batch.
         batch_size: Source and target examples per step.
         feature_cache: A `kerastl.training.FeatureCache` to share.
-        seed: Shuffling seed.
+        seed: Seed of the shuffling and of the head's dropout (it sets the global Keras
+            seed, as `fit` does; `dann` also draws its domain classifier from it).
 
     Returns:
         ``{"history": {...}, "aligned_on": ..., "scale": ..., "trainable_blocks": ...}``.

@@ -29,6 +29,7 @@ from kerastl.adapt.losses import coral_loss, mmd_loss
 from kerastl.freezing import apply_trainable_blocks
 from kerastl.layers import task_loss
 from kerastl.training import graph
+from kerastl.training.fitting import reseed_layers
 
 ALIGNMENTS = ("coral", "mmd", "dann")
 ADVERSARIES = ("reversal", "confusion")
@@ -207,6 +208,9 @@ def train_aligned(model, source, target, options: DeepOptions, *, feature_cache=
                          f"Received: trainable_blocks={depth}")
     xs, ys = feats.cached(cache, model, source, cut)
     xt, _ = feats.cached(cache, model, target, cut)
+    if opts.seed is not None:  # the domain classifier's initial weights, the head's dropout
+        keras.utils.set_random_seed(opts.seed)
+        reseed_layers(model, opts.seed)
     loop = _Loop(model, opts, cut)
     ys = _one_hot(loop.task, ys, loop.head.num_outputs)
     rng = np.random.default_rng(opts.seed)

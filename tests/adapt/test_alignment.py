@@ -139,3 +139,20 @@ def test_deep_bad_arguments(shifted):
         alignment.dann(model, shifted["source"], shifted["target"], trainable_blocks=4)
     with pytest.raises(ValueError, match="`learning_rate` must be a number > 0.0"):
         alignment.deep_coral(model, shifted["source"], shifted["target"], learning_rate=0)
+
+
+def test_deep_methods_do_not_depend_on_what_ran_before(shifted):
+    """`seed` fixes the domain classifier's initial weights, whatever drew random numbers first."""
+    import keras
+
+    weights = []
+    for draws in (0, 3):
+        model = source_trained(adapter_model(), shifted)
+        keras.utils.set_random_seed(draws)
+        for _ in range(draws):  # another method run first: layers built, numbers drawn
+            keras.layers.Dense(4).build((None, 4))
+        alignment.dann(model, shifted["source"], shifted["target"], trainable_blocks=2,
+                       epochs=2, learning_rate=1e-3, seed=0)
+        weights.append(model.get_layer("head").get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
