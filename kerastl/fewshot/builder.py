@@ -109,9 +109,9 @@ def _unlabelled(value):
     return value
 
 
-def _space(head_or_metric, whitening) -> str:
+def _space(metric, whitening) -> str:
     """The metric of the prototype arithmetic: Euclidean once features are whitened."""
-    return "euclidean" if whitening is not None else head_or_metric
+    return "euclidean" if whitening is not None else metric
 
 
 def _mapped(x, whitening):
