@@ -17,7 +17,7 @@ from kerastl._validation import check_int, check_one_of
 from kerastl.accessors import get_backbone, get_head, get_preprocessing
 from kerastl.fewshot import prototypes as proto
 from kerastl.fewshot._data import check_every_class, features
-from kerastl.fewshot.layers import METRICS, PrototypeHead, default_scale
+from kerastl.fewshot.layers import AVERAGING, METRICS, PrototypeHead, default_scale
 from kerastl.layers import ClassificationHead
 
 
@@ -109,11 +109,6 @@ def _unlabelled(value):
     return value
 
 
-def _space(metric, whitening) -> str:
-    """The metric of the prototype arithmetic: Euclidean once features are whitened."""
-    return "euclidean" if whitening is not None else metric
-
-
 def _mapped(x, whitening):
     return x if whitening is None else proto.whiten(x, whitening)
 
@@ -181,7 +176,7 @@ def build(backbone_or_model, support_data, *, metric: str = "cosine", scale=None
         raise ValueError("`support_data` must have at least 2 classes (add more with "
                          f"kerastl.fewshot.add_classes). Received: {k} class")
     whitening = proto.fit_whitening(found.x, found.y, k) if metric == "mahalanobis" else None
-    space, support_x = _space(metric, whitening), _mapped(found.x, whitening)
+    space, support_x = AVERAGING[metric], _mapped(found.x, whitening)
     prototypes = proto.class_prototypes(support_x, found.y, k, metric=space)
     if refine_data is not None:
         extra = features("refine_data", base, _unlabelled(refine_data), width=width,
@@ -260,7 +255,7 @@ def add_classes(model, new_support, *, class_names=None, feature_cache=None,
     check_every_class("new_support", found.y, m, new)
     whitening = head.whitening
     added = proto.class_prototypes(_mapped(found.x, whitening), found.y, m,
-                                   metric=_space(head.metric, whitening))
+                                   metric=AVERAGING[head.metric])
     grown = PrototypeHead(len(old) + m, metric=head.metric, scale=head.scale, rank=head.rank,
                           pooling=head.pooling, class_names=old + new, name=head.name)
     result = with_head(model, grown)

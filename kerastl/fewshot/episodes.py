@@ -20,7 +20,7 @@ from kerastl._validation import check_bool, check_int, check_one_of
 from kerastl.fewshot import prototypes as proto
 from kerastl.fewshot._data import features
 from kerastl.fewshot.builder import base_model, pooled_width
-from kerastl.fewshot.layers import METRICS, default_scale
+from kerastl.fewshot.layers import AVERAGING, METRICS, default_scale
 
 METHODS = ("prototypes", "baseline++", "logistic")
 Z_95 = 1.959963984540054
@@ -134,7 +134,7 @@ def classify_episode(xs, ys, xq, *, ways: int, method: str, metric: str, scale: 
     if metric == "mahalanobis":
         whitening = proto.fit_whitening(xs, ys, ways)
         xs, xq = proto.whiten(xs, whitening), proto.whiten(xq, whitening)
-        metric = "euclidean"
+    metric = AVERAGING[metric]
     p = proto.class_prototypes(xs, ys, ways, metric=metric)
     if transductive:
         p = proto.refine_prototypes(p, xs, ys, xq, metric=metric, scale=scale)

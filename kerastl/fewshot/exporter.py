@@ -39,7 +39,7 @@ from kerastl.export.config import QUANTIZATIONS
 from kerastl.fewshot import ondevice
 from kerastl.fewshot._data import _from_dict
 from kerastl.fewshot.builder import pooled_width, prototype_head
-from kerastl.fewshot.layers import prototype_scores
+from kerastl.fewshot.layers import AVERAGING, prototype_scores
 from kerastl.fewshot.prototypes import class_prototypes
 
 CLASSIFIER_FILE = "prototype_classifier.tflite"
@@ -138,7 +138,7 @@ def _check(name, q, folder, images, labels, reference, prototypes, support, metr
     if support is not None:
         own = class_prototypes(ondevice.embed_tflite(folder / name, support[0]), support[1],
                                len(prototypes),
-                               metric="euclidean" if metric == "mahalanobis" else metric)
+                               metric=AVERAGING[metric])
         item.on_device_agreement = verify.compare(
             "multiclass", ondevice.classify_tflite(classifier, emb, own), reference)["agreement"]
     return item

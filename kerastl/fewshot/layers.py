@@ -33,6 +33,9 @@ from kerastl.layers import ClassificationHead
 
 METRICS = ("cosine", "euclidean", "mahalanobis")
 DEFAULT_SCALES = {"cosine": 10.0, "euclidean": 1.0, "mahalanobis": 0.5}
+# The metric of prototype arithmetic on the features the classifier compares (`embed`'s):
+# Mahalanobis features are whitened already, so their prototypes are Euclidean means.
+AVERAGING = {"cosine": "cosine", "euclidean": "euclidean", "mahalanobis": "euclidean"}
 _EPSILON = 1e-12
 
 Whitening = collections.namedtuple("Whitening", ["center", "isotropic", "basis", "gains"])
@@ -58,7 +61,7 @@ def l2_normalize(x):
 
 
 def whiten_features(features, center, isotropic, basis, gains):
-    """Returns ``isotropic * z + ((z @ basis) * gains) @ basis.T`` for ``z = normalize(x - center)``.
+    """Returns ``isotropic * z + ((z @ basis) * gains) @ basis.T``, ``z = normalize(x - center)``.
 
     Example:
         >>> kerastl.fewshot.layers.whiten_features(x, *whitening).shape
@@ -212,5 +215,5 @@ class PrototypeHead(ClassificationHead):
         return config
 
 
-__all__ = ["DEFAULT_SCALES", "METRICS", "PrototypeClassifier", "PrototypeHead", "Whitening",
-           "default_scale", "l2_normalize", "prototype_scores", "whiten_features"]
+__all__ = ["AVERAGING", "DEFAULT_SCALES", "METRICS", "PrototypeClassifier", "PrototypeHead",
+           "Whitening", "default_scale", "l2_normalize", "prototype_scores", "whiten_features"]
