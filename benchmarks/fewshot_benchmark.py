@@ -177,8 +177,8 @@ def build_time(args, sink):
         proto = fs.build(model, (x[support], y[support]), class_names=names, metric=args.metric)
         times.append(time.perf_counter() - start)
     _emit({"stage": "build_time", "metric": args.metric, "images": 25, "ways": 5,
-           "seconds_median":
-           round(float(np.median(times)), 2), "seconds": [round(t, 2) for t in times]}, sink)
+           "seconds_median": round(float(np.median(times)), 2),
+           "seconds": [round(t, 2) for t in times]}, sink)
     return proto, x, y, rng, support, root
 
 
@@ -199,8 +199,8 @@ def stage_device(args, sink) -> None:
                            verbose=0)
         for a in report.artifacts:
             _emit({"stage": "export", "metric": args.metric, "artifact": a.name,
-                   "size_bytes": a.size_bytes,
-                   "agreement": a.agreement, "on_device_agreement": a.on_device_agreement,
+                   "size_bytes": a.size_bytes, "agreement": a.agreement,
+                   "on_device_agreement": a.on_device_agreement,
                    "accuracy": a.accuracy, "keras_accuracy": report.keras_accuracy,
                    "check_images": report.num_check_images,
                    "seconds": round(time.perf_counter() - start, 1)}, sink)

@@ -204,7 +204,7 @@ def evaluate(model_or_backbone, data, *, ways: int, shots: int, queries: int = 1
             the support set) or ``"logistic"`` (an L2 logistic-regression
             probe, `kerastl.training.linear_head.solve_linear`, at strength `l2`).
         metric: ``"cosine"``, ``"euclidean"`` or ``"mahalanobis"`` (prototypes).
-        scale: Score scale (default 10 cosine, 1 Euclidean).
+        scale: Score scale (default 10 cosine, 1 Euclidean, 0.5 Mahalanobis).
         transductive: Refine the prototypes with the episode's queries (soft k-means).
         fine_tune_steps: Adam steps of ``"baseline++"``.
         learning_rate: Adam step size of ``"baseline++"``.

@@ -137,8 +137,7 @@ def _check(name, q, folder, images, labels, reference, prototypes, support, metr
                                      max_abs_diff=result["max_abs_diff"])
     if support is not None:
         own = class_prototypes(ondevice.embed_tflite(folder / name, support[0]), support[1],
-                               len(prototypes),
-                               metric=AVERAGING[metric])
+                               len(prototypes), metric=AVERAGING[metric])
         item.on_device_agreement = verify.compare(
             "multiclass", ondevice.classify_tflite(classifier, emb, own), reference)["agreement"]
     return item

@@ -85,7 +85,9 @@ def fit_whitening(x, y, num_classes: int) -> Whitening:
         return Whitening(center.astype("float32"), np.float32(1.0),
                          np.zeros((d, 1), "float32"), np.zeros(1, "float32"))
     delta = stats.shrinkage()
-    floor = delta * mu if delta > 0 else _EPSILON
+    # Floor the shrinkage: at delta -> 0 the isotropic factor and the gains would cancel in
+    # float32 (both ~ 1 / sqrt(delta * mu)); Ledoit-Wolf gives 0.6-0.8 on few shots.
+    floor = max(delta, 1e-6) * mu
     variances = floor + (1.0 - delta) * singular[keep] ** 2 / n
     gains = 1.0 / np.sqrt(variances) - 1.0 / np.sqrt(floor)
     return Whitening(center.astype("float32"), np.float32(1.0 / np.sqrt(floor)),

@@ -65,8 +65,9 @@ def test_one_shot_whitening_is_centring_and_normalising():
     whitening = fit_whitening(xs, ys, 4)
     assert float(whitening.isotropic) == 1.0 and not np.any(whitening.gains)
     z = xs - xs.mean(axis=0)
+    # float32 normalisation of 8-wide rows: ~1e-6 relative, 1e-4 leaves other CPUs' kernels room.
     np.testing.assert_allclose(whiten(xs, whitening), z / np.linalg.norm(z, axis=1)[:, None],
-                               rtol=1e-5, atol=1e-6)
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_the_metric_separates_correlated_classes_better_than_cosine():
@@ -127,7 +128,7 @@ def test_safe_mode_round_trip(built, tmp_path):
     model.save(path)
     loaded = kerastl.load(path)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+                               rtol=1e-4, atol=1e-5)
     assert kerastl.get_head(loaded).rank == kerastl.get_head(model).rank
 
 
