@@ -71,7 +71,8 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
             augment="crop_flip", recipe="two_stage", start="fit", refit_head=True,
             epochs=None, fine_tune_epochs=None, learning_rate=None, backbone_learning_rate=None,
             layer_decay=None, trainable_blocks=None, batch_size=32, label_smoothing=0.1,
-            weight_decay=0.0, early_stopping=True, callbacks=None, checkpoint_dir=None,
+            weight_decay=0.0, early_stopping=True, restore_best_weights=None, callbacks=None,
+            checkpoint_dir=None,
             teacher_cache=None, jit_compile=False, strategy=None, bn_training=False,
             seed=None, verbose=1) -> DistillReport:
     """Trains `student` to match `teacher` ("patient and consistent" distillation).
@@ -95,7 +96,8 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
     blocks (default: `kerastl.fit`'s fine-tuning depth) and the head are
     distilled; the student's activations below them on every view are cached
     (the views are fixed), so an epoch costs what a cached fine-tuning epoch
-    of `kerastl.fit` costs. Each stage ends at its best validation epoch, and
+    of `kerastl.fit` costs. Epochs are chosen by `kerastl.fit`'s rule (see
+    `restore_best_weights`), and
     a later stage is kept only when it clearly beats the earlier ones on the
     validation data (`kerastl.fit`'s sign test,
     `kerastl.training.selection.keeps`; not run when it could not be): the
@@ -135,7 +137,13 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
         label_smoothing: Of the label term.
         weight_decay: Decoupled weight decay.
         early_stopping: True (patience 10 epochs on cached stages, 5 otherwise),
-            False, or the patience.
+            False, or the patience, for stages that end at their best epoch.
+        restore_best_weights: As in `kerastl.fit` (one rule,
+            `kerastl.training.callbacks.epoch_selection`). None (default): the
+            first stage ends at its best validation epoch, every later one
+            (the distillation stage after ``"fit"``) at its last epoch, which
+            is what is compared with the stages before it; True: every stage
+            at its best epoch; False: every stage at its last.
         callbacks: Extra `keras.callbacks.Callback` objects (their ``model`` is the Distiller).
         checkpoint_dir: Folder that makes the run resumable (with the teacher's outputs).
         teacher_cache: A `kerastl.distillation.TeacherCache` to share between calls.
@@ -163,7 +171,8 @@ def distill(teacher, student, train, validation_data=None, *, unlabeled=None,
         backbone_learning_rate=backbone_learning_rate, layer_decay=layer_decay,
         trainable_blocks=trainable_blocks, batch_size=batch_size,
         label_smoothing=label_smoothing, weight_decay=weight_decay,
-        early_stopping=early_stopping, checkpoint_dir=checkpoint_dir, jit_compile=jit_compile,
+        early_stopping=early_stopping, restore_best_weights=restore_best_weights,
+        checkpoint_dir=checkpoint_dir, jit_compile=jit_compile,
         bn_training=bn_training, seed=seed, verbose=verbose)
     user_callbacks = check_callbacks(callbacks)
     if teacher_cache is not None and not isinstance(teacher_cache, TeacherCache):

@@ -34,7 +34,7 @@ from kerastl.distillation.losses import (IMAGE, TARGETS, MaskedCategoricalCrosse
 from kerastl.distillation.views import UNLABELED, Images, resized
 from kerastl.freezing import apply_trainable_blocks
 from kerastl.training import graph
-from kerastl.training.callbacks import BestWeights
+from kerastl.training.callbacks import epoch_selection
 from kerastl.training.checkpoint import backup_callback
 from kerastl.training.optim import make_optimizer
 from kerastl.training.report import StageReport
@@ -129,7 +129,7 @@ class Run:
 
 
 def run_stage(run: Run, index: int, stage) -> StageReport:
-    """Runs one stage (see the module docstring); the student ends at the stage's best."""
+    """Runs one stage (see the module docstring)."""
     if stage.name == "fit":
         return run_fit(run, stage)
     if stage.name == "student":
@@ -151,6 +151,7 @@ def run_fit(run: Run, stage) -> StageReport:
     report = fit(run.student, run.arrays(validation=False), run.arrays(validation=True),
                  recipe="feature_extraction" if opts.recipe == "feature_extraction" else "auto",
                  refit_head=False, label_smoothing=opts.label_smoothing,
+                 restore_best_weights=opts.restore_best_weights,
                  batch_size=opts.batch_size, seed=opts.seed, strategy=run.strategy,
                  checkpoint_dir=folder, verbose=0)
     run.fit_report = report
@@ -234,7 +235,11 @@ def _distiller(run: Run, model, stage, steps: int):
 
 
 def run_distill(run: Run, index: int, stage) -> StageReport:
-    """Trains one `kerastl.training.Stage` by distillation; the student ends at its best epoch."""
+    """Trains one `kerastl.training.Stage` by distillation.
+
+    The student ends at the stage's best validation epoch or its last one, by
+    `kerastl.fit`'s rule (`kerastl.training.stage.epoch_selection`).
+    """
     opts, depth = run.options, stage.trainable_blocks
     apply_trainable_blocks(get_backbone(run.student), run.blocks, depth,
                            bn_training=opts.bn_training)
@@ -253,12 +258,9 @@ def run_distill(run: Run, index: int, stage) -> StageReport:
                          backbone_learning_rate=stage.backbone_learning_rate,
                          layer_decay=stage.layer_decay, cached=mode, cache_note=note,
                          cache_seconds=cache_seconds)
-    selects = run.validation is not None
-    best = BestWeights(run.monitor, patience=opts.patience(mode is not None) if selects else None,
-                       tie_monitor="val_loss" if selects else None,
-                       state_dir=run.checkpoint.stage_dir(index) if run.checkpoint else None,
-                       select=selects)
-    report.selected_on = "validation" if selects else "none: no validation data, last epoch"
+    best, report.selected_on = epoch_selection(
+        opts, index, run.monitor, cached=mode is not None, validated=run.validation is not None,
+        state_dir=run.checkpoint.stage_dir(index) if run.checkpoint else None)
     backup = backup_callback(run.checkpoint, index)
     callbacks = [clock] + run.callbacks + [best] + ([backup] if backup else [])
     if opts.verbose:

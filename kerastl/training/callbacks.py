@@ -1,4 +1,7 @@
-"""Callbacks of `kerastl.fit`: best-weights tracking, early stopping and the NaN guard."""
+"""Callbacks of `kerastl.fit`: best-weights tracking, early stopping and the NaN guard.
+
+`epoch_selection` is the one rule of which epoch a stage ends at.
+"""
 
 from __future__ import annotations
 
@@ -181,4 +184,43 @@ class BestWeights(keras.callbacks.Callback):
             self.model.set_weights(self._best_weights)
 
 
-__all__ = ["BestWeights", "is_better", "monitor_mode"]
+def epoch_selection(opts, index: int, monitor: str, *, cached: bool,
+                    validated: bool, state_dir=None) -> tuple[BestWeights, str]:
+    """The `BestWeights` callback of stage `index` and what its epoch is selected on.
+
+    The one rule of which epoch a stage ends at, shared by `kerastl.fit` and
+    `kerastl.distill`: with validation data, the stages that
+    `FitOptions.restores_best` names end at their best validation epoch (and
+    stop early after `FitOptions.patience` epochs without improvement); the
+    others run every epoch and end at the last one, which is then scored on
+    validation.
+
+    Args:
+        opts: The run's `kerastl.training.options.FitOptions`.
+        index: The stage's position in the run (0 is the first).
+        monitor: The metric epochs are compared on, e.g. ``"val_accuracy"``.
+        cached: Whether the stage trains on cached activations (its patience).
+        validated: Whether the run has validation data.
+        state_dir: Folder of the stage's resumable state, or None.
+
+    Returns:
+        ``(callback, selected_on)``: the callback to train with and the
+        `StageReport.selected_on` text.
+
+    Example:
+        >>> opts = kerastl.training.options.FitOptions()
+        >>> best, said = kerastl.training.callbacks.epoch_selection(
+        ...     opts, 1, "val_accuracy", cached=True, validated=True)
+        >>> said
+        'none: last epoch, scored on validation'
+    """
+    selects = validated and opts.restores_best(index)
+    best = BestWeights(monitor, patience=opts.patience(cached) if selects else None,
+                       tie_monitor="val_loss" if selects else None, state_dir=state_dir,
+                       select=selects)
+    said = ("validation" if selects else "none: last epoch, scored on validation" if validated
+            else "none: no validation data, last epoch")
+    return best, said
+
+
+__all__ = ["BestWeights", "epoch_selection", "is_better", "monitor_mode"]

@@ -15,7 +15,7 @@ from kerastl.freezing import apply_trainable_blocks
 from kerastl.model import get_backbone, get_head
 from kerastl.training import graph, linear_head
 from kerastl.training.cache import FeatureCache
-from kerastl.training.callbacks import BestWeights
+from kerastl.training.callbacks import epoch_selection
 from kerastl.training.checkpoint import Checkpoint, backup_callback
 from kerastl.training.inputs import Data, check_labels, loss_and_metrics
 from kerastl.training.optim import make_optimizer
@@ -206,14 +206,9 @@ def run_stage(ctx: Context, index: int, stage: Stage, *, set_trainable=None) -> 
                          layer_decay=stage.layer_decay, cached=mode, cache_note=note,
                          cache_seconds=cache_seconds)
     state_dir = ctx.checkpoint.stage_dir(index) if ctx.checkpoint else None
-    validated = ctx.validation is not None
-    selects = validated and opts.restores_best(index)
-    best = BestWeights(ctx.monitor, patience=opts.patience(mode is not None) if selects else None,
-                       tie_monitor="val_loss" if selects else None, state_dir=state_dir,
-                       select=selects)
-    report.selected_on = ("validation" if selects
-                          else "none: last epoch, scored on validation" if validated
-                          else "none: no validation data, last epoch")
+    best, report.selected_on = epoch_selection(opts, index, ctx.monitor, cached=mode is not None,
+                                               validated=ctx.validation is not None,
+                                               state_dir=state_dir)
     backup = backup_callback(ctx.checkpoint, index)
     # User callbacks first: a metric a callback adds to the logs can be monitored.
     callbacks = ctx.callbacks + [best] + ([backup] if backup else [])
