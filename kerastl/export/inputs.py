@@ -44,8 +44,49 @@ def _dataset_batches(name: str, dataset: tf.data.Dataset, limit: int | None):
             return
 
 
+def spread(num_examples: int, limit: int) -> np.ndarray:
+    """Indices of `limit` of `num_examples` items spread evenly (all of them when fewer).
+
+    Every ``num_examples / limit``-th item, from the first: data stored by
+    class (as folders are read) gives images of every class, not the first
+    class alone.
+
+    Example:
+        >>> kerastl.export.inputs.spread(10, 4)
+        array([0, 2, 5, 7])
+    """
+    if num_examples <= limit:
+        return np.arange(num_examples)
+    return (np.arange(limit) * num_examples) // limit
+
+
+def _spread_batches(dataset: tf.data.Dataset, limit: int) -> tuple[tf.data.Dataset, int | None]:
+    """``(dataset, read limit)``: every k-th batch of a dataset of known length, read whole.
+
+    The stride leaves between `limit` and twice as many images, which
+    `spread` then thins, so the images span the whole dataset. A dataset of
+    unknown or infinite length is read from its start up to `limit`.
+    """
+    batches = int(dataset.cardinality())
+    if batches <= 0:  # unknown (-2) or infinite (-1)
+        return dataset, limit
+    first = next(iter(dataset.take(1).as_numpy_iterator()), None)
+    if first is None:
+        return dataset, None
+    images = first[0] if isinstance(first, tuple) else first
+    per_batch = len(images) if np.ndim(images) == 4 else 1
+    stride = batches // -(-limit // max(1, per_batch))
+    return (dataset.shard(stride, 0) if stride > 1 else dataset), None
+
+
 def representative_images(data, input_shape, limit: int) -> np.ndarray:
     """Returns up to `limit` calibration images as float32 (N, H, W, C).
+
+    The images are spread over the whole of `data`, not its first `limit`:
+    every k-th image of an array, every k-th batch of a dataset whose length
+    is known (`spread`). Data sorted by class (arrays of a folder, a dataset
+    read with ``shuffle=False``) so calibrates int8 on every class, not on the
+    first. A dataset of unknown or infinite length is read from its start.
 
     Args:
         data: A `tf.data.Dataset` of image batches or (images, labels) batches,
@@ -61,8 +102,9 @@ def representative_images(data, input_shape, limit: int) -> np.ndarray:
         (100, 32, 32, 3)
     """
     if isinstance(data, tf.data.Dataset):
+        data, read = _spread_batches(data, limit)
         parts = [_check_images("representative_data", im, input_shape)
-                 for im, _ in _dataset_batches("representative_data", data, limit)]
+                 for im, _ in _dataset_batches("representative_data", data, read)]
         images = np.concatenate(parts) if parts else np.zeros((0, *input_shape), "float32")
     elif isinstance(data, (tuple, list)) and len(data) == 2 and np.ndim(data[0]) == 4:
         images = _check_images("representative_data", data[0], input_shape)
@@ -70,7 +112,7 @@ def representative_images(data, input_shape, limit: int) -> np.ndarray:
         images = _check_images("representative_data", data, input_shape)
     if len(images) == 0:
         raise ValueError("`representative_data` yielded no images.")
-    return images[:limit]
+    return images[spread(len(images), limit)]
 
 
 def eval_arrays(data, input_shape) -> tuple[np.ndarray, np.ndarray]:
