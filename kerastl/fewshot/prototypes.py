@@ -69,22 +69,29 @@ def fit_whitening(x, y, num_classes: int) -> Whitening:
         >>> kerastl.fewshot.prototypes.whiten(x, w).shape
         (25, 1280)
     """
-    from kerastl.fewshot.statistics import ClassStatistics
+    from kerastl.fewshot.statistics import ledoit_wolf
+    from kerastl.fewshot._data import check_every_class
 
     x = np.asarray(x, "float64")
     y = np.asarray(y, "int64")
+    check_every_class("data", y, num_classes, [str(i) for i in range(num_classes)])
     center = x.mean(axis=0)
     z = normalize(x - center).astype("float64")
-    stats = ClassStatistics.from_features(z, y, [str(i) for i in range(num_classes)])
-    n, d = float(np.sum(stats.counts)), stats.width
-    mu = float(np.trace(stats.scatter)) / (n * d)
-    residual = z - (stats.sums / stats.counts[:, None])[y]
+    sums = np.zeros((num_classes, z.shape[1]), "float64")
+    np.add.at(sums, y, z)
+    residual = z - (sums / np.bincount(y, minlength=num_classes)[:, None])[y]
+    n, d = float(len(z)), int(z.shape[1])
+    # The moments from the (n, n) Gram matrix: no (D, D) scatter per episode.
+    gram = residual @ residual.T
+    lengths = np.diag(gram)
+    mu = float(np.sum(lengths)) / (n * d)
     singular, vt = np.linalg.svd(residual, full_matrices=False)[1:]
     keep = singular > 1e-6 * max(float(singular.max(initial=0.0)), _EPSILON)
     if mu <= _EPSILON or not np.any(keep):
         return Whitening(center.astype("float32"), np.float32(1.0),
                          np.zeros((d, 1), "float32"), np.zeros(1, "float32"))
-    delta = stats.shrinkage()
+    delta = ledoit_wolf(n, d, float(np.sum(lengths)), float(np.sum(gram * gram)),
+                        float(np.sum(lengths ** 2)))
     # Floor the shrinkage: at delta -> 0 the isotropic factor and the gains would cancel in
     # float32 (both ~ 1 / sqrt(delta * mu)); Ledoit-Wolf gives 0.6-0.8 on few shots.
     floor = max(delta, 1e-6) * mu

@@ -31,6 +31,38 @@ import numpy as np
 from kerastl.fewshot._data import check_every_class, features
 
 
+def ledoit_wolf(n: float, d: int, trace: float, squared: float, fourth: float) -> float:
+    """Ledoit and Wolf's (2004) shrinkage of a covariance towards ``trace / D`` times I.
+
+    The one definition of the formula, from the moments of `n` residual
+    rows ``r_i`` of width `d` (the scatter ``S = sum r_i r_i^T``):
+
+    Args:
+        n: Number of rows.
+        d: Their width.
+        trace: ``trace(S)``, the sum of ``|r_i|^2``.
+        squared: ``|S|_F^2`` (equal to ``|R R^T|_F^2``, the Gram matrix's).
+        fourth: The sum of ``|r_i|^4``.
+
+    Returns:
+        The weight of the identity target, in [0, 1] (1 when the covariance
+        already is a multiple of the identity).
+
+    Example:
+        >>> r = np.random.default_rng(0).normal(size=(20, 5))
+        >>> s = r.T @ r
+        >>> kerastl.fewshot.statistics.ledoit_wolf(20, 5, np.trace(s), np.sum(s * s),
+        ...                                        np.sum(np.sum(r * r, 1) ** 2))
+    """
+    mu = trace / (n * d)
+    frobenius = squared / (n * n)
+    distance = frobenius - 2.0 * mu * trace / n + d * mu * mu
+    spread = (fourth / n - frobenius) / n
+    if distance <= 0.0:
+        return 1.0
+    return float(min(max(spread, 0.0), distance) / distance)
+
+
 @dataclasses.dataclass
 class ClassStatistics:
     """Counts, sums and pooled within-class scatter of the features of each class.
@@ -86,15 +118,9 @@ class ClassStatistics:
                                self.scatter + other.scatter, self.fourth + other.fourth)
 
     def shrinkage(self) -> float:
-        """The Ledoit-Wolf shrinkage of the pooled covariance, in [0, 1]."""
-        n, d = float(np.sum(self.counts)), self.width
-        cov = self.scatter / n
-        mu = float(np.trace(cov)) / d
-        distance = float(np.sum(cov * cov)) - 2.0 * mu * float(np.trace(cov)) + d * mu * mu
-        spread = (self.fourth / n - float(np.sum(cov * cov))) / n
-        if distance <= 0.0:
-            return 1.0
-        return float(min(max(spread, 0.0), distance) / distance)
+        """The Ledoit-Wolf shrinkage of the pooled covariance, in [0, 1] (`ledoit_wolf`)."""
+        return ledoit_wolf(float(np.sum(self.counts)), self.width, float(np.trace(self.scatter)),
+                           float(np.sum(self.scatter * self.scatter)), self.fourth)
 
     def covariance(self) -> np.ndarray:
         """The pooled within-class covariance, shrunk towards ``trace / D`` times the identity.

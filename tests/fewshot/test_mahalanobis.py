@@ -143,3 +143,22 @@ def test_export_embeds_whitened_features_an_app_can_average(built, tmp_path):
     probs = ondevice.classify_tflite(path, emb, own)
     np.testing.assert_array_equal(probs.argmax(1), model.predict(x[keep], verbose=0).argmax(1))
     assert report.artifact("embedding_float32.tflite").on_device_agreement == 1.0
+
+
+def test_ledoit_wolf_from_the_gram_matrix_equals_it_from_the_scatter():
+    from kerastl.fewshot.statistics import ClassStatistics, ledoit_wolf
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(30, 12)) * rng.uniform(0.1, 3.0, size=12)
+    y = np.repeat(np.arange(3), 10)
+    stats = ClassStatistics.from_features(x, y, ["a", "b", "c"])
+    r = x - (stats.sums / stats.counts[:, None])[y]
+    gram = r @ r.T
+    from_gram = ledoit_wolf(30, 12, np.trace(gram), np.sum(gram * gram), np.sum(np.diag(gram) ** 2))
+    assert 0.0 < from_gram < 1.0
+    np.testing.assert_allclose(from_gram, stats.shrinkage(), rtol=1e-9)
+    # sklearn's Ledoit-Wolf on the pooled residuals (assume_centered: they are).
+    from sklearn.covariance import ledoit_wolf_shrinkage
+
+    np.testing.assert_allclose(from_gram, ledoit_wolf_shrinkage(r, assume_centered=True),
+                               rtol=1e-9)
