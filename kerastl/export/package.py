@@ -184,7 +184,10 @@ def export(model, directory, *, formats=config_lib.FORMATS, quantization=None,
         representative_data: Calibration images for int8: a `tf.data.Dataset`
             of image batches or ``(images, labels)`` batches, or an array of
             RGB images in [0, 255] at the model's input size.
-        num_calibration_samples: How many images to calibrate on.
+        num_calibration_samples: How many images to calibrate on, spread
+            evenly over `representative_data` (every k-th image, or batch of
+            a dataset of known length; `kerastl.export.inputs.spread`), so
+            data stored class by class calibrates on every class.
         eval_data: Optional labelled images (a `tf.data.Dataset` of
             ``(images, labels)`` batches or a tuple of arrays); adds accuracy
             and agreement per artifact to the report and manifest. Labels
