@@ -297,7 +297,10 @@ EXTEND_GRID = {
                                        for d in (1.0, 10.0)]),
     "lwf": ("lwf", [{"distill_over": "all", "distillation": d} for d in (0.03, 0.1, 0.3)]),
     "ewc": ("ewc", [{"ewc_strength": s} for s in (1e2, 1e4)]),
-    "replay": ("replay", [{"replay_per_class": n} for n in (5, 20)]),
+    # Replay is fitted in closed form (no epochs) and its buffer size is the
+    # user's memory budget, not a hyperparameter: one row per size.
+    "replay (5 per old class)": ("replay", [{"replay_per_class": 5}]),
+    "replay (20 per old class)": ("replay", [{"replay_per_class": 20}]),
 }
 
 
@@ -331,9 +334,9 @@ def _extend_once(seed, arrays, emit) -> None:
     old = (_as_images(x[sets["old_tr"]]), y[sets["old_tr"]])
     for label, (method, grid) in EXTEND_GRID.items():
         best = None
-        for epochs in (10, 30):
+        for epochs in ((None,) if method == "replay" else (10, 30)):
             for extra in grid:
-                r = fs.extend(base, new, old_data=old, method=method, epochs=epochs,
+                r = fs.extend(base, new, old_data=old, method=method, epochs=epochs or 30,
                               learning_rate=1e-3, class_names=["sunflower", "tulip"],
                               eval_data=(_as_images(x[val]), y[val]), **extra)
                 if best is None or r.accuracy > best[0]:

@@ -19,8 +19,10 @@ the new images, with one of:
   cross-entropy plus ``ewc_strength / 2 * sum F (w - w_old)**2`` over the old
   weights, ``F`` the diagonal (empirical) Fisher information of the old
   model on `old_data`.
-* ``"replay"``: the cross-entropy on the new images plus a small buffer of
-  `replay_per_class` old images per old class, each class weighted equally.
+* ``"replay"``: a buffer of `replay_per_class` old images per old class;
+  the old output columns are kept, the new ones fitted against the buffer
+  and the new images in closed form and bias-corrected by a cross-fit
+  (`kerastl.fewshot.replay`; no epochs).
 * ``"naive"``: the cross-entropy on the new images alone (the forgetting
   baseline).
 * ``"slda"``: no training: the whole head becomes the linear discriminant of
@@ -48,6 +50,7 @@ from kerastl._validation import check_float, check_int, check_one_of
 from kerastl.accessors import get_head
 from kerastl.fewshot._data import check_every_class, features
 from kerastl.fewshot.builder import new_class_names, pooled_width, with_head
+from kerastl.fewshot.replay import replay_head
 from kerastl.fewshot.statistics import ClassStatistics
 from kerastl.layers import ClassificationHead
 from kerastl.training.cache import FeatureCache
@@ -77,6 +80,8 @@ class ExtendResult:
         seconds: Time of the call.
         statistics: ``"slda"``: the `kerastl.fewshot.ClassStatistics` of every
             class of the grown model (pass them to the next `extend`); else None.
+        replay: ``"replay"``: how the new columns were fitted (``l2``, the bias
+            correction's ``scale`` and ``offset``, cross-fit ``folds``); else None.
     """
 
     model: keras.Model
@@ -90,6 +95,7 @@ class ExtendResult:
     accuracy: float | None = None
     seconds: float = 0.0
     statistics: ClassStatistics | None = None
+    replay: dict | None = None
 
     @property
     def old_accuracy_drop(self) -> float | None:
@@ -171,12 +177,6 @@ def fisher_diagonal(old_trainer, x, y, *, limit: int = 512, seed: int = 0) -> li
     return [(t / max(len(rows), 1)).astype("float32") for t in total]
 
 
-def _replay_rows(y_old, per_class, seed):
-    rng = np.random.default_rng(seed)
-    rows = [rng.permutation(np.flatnonzero(y_old == c))[:per_class] for c in np.unique(y_old)]
-    return np.concatenate(rows)
-
-
 def _train(trainer, x, y, weights, soft, penalty, opts, k):
     """Adam epochs on ``(x, y)`` with the method's extra term; returns losses per epoch."""
     optimizer = keras.optimizers.Adam(opts["learning_rate"])
@@ -241,7 +241,8 @@ def extend(model, new_data, *, old_data=None, method: str = "lwf", class_names=N
             needed by ``"ewc"`` (the Fisher information) and ``"replay"`` (the
             buffer), and by ``"slda"`` without `statistics`.
         method: ``"lwf"``, ``"ewc"``, ``"replay"``, ``"naive"`` or ``"slda"`` (see
-            the module doc; ``"slda"`` has no epochs, rate or batches of training).
+            the module doc; ``"slda"`` and ``"replay"`` have no epochs, rate or
+            batches of training).
         class_names: Names of the new classes (default: those of `new_data`).
         eval_data: Optional labelled images of old and new classes, labels in the
             grown model's order (old classes first); fills the accuracies of the result.
@@ -253,7 +254,8 @@ def extend(model, new_data, *, old_data=None, method: str = "lwf", class_names=N
         distill_over: ``"all"`` (the grown head's softmax) or ``"old"`` (renormalised
             over the old classes), see the module doc.
         ewc_strength: Weight of the EWC penalty.
-        replay_per_class: Old examples kept per old class for ``"replay"``.
+        replay_per_class: Old examples kept per old class for ``"replay"`` (>= 2:
+            the new columns are cross-fitted).
         statistics: ``"slda"``: the old classes' `kerastl.fewshot.ClassStatistics`
             (`kerastl.fewshot.class_statistics`, or an earlier result's).
         feature_cache: A `kerastl.training.FeatureCache` to share backbone passes.
@@ -279,7 +281,7 @@ def extend(model, new_data, *, old_data=None, method: str = "lwf", class_names=N
             "distill_over": check_one_of("distill_over", distill_over, DISTILL_OVER),
             "ewc_strength": check_float("ewc_strength", ewc_strength, minimum=0.0),
             "seed": check_int("seed", seed, minimum=0)}
-    per_class = check_int("replay_per_class", replay_per_class, minimum=1)
+    per_class = check_int("replay_per_class", replay_per_class, minimum=2)
     head = _classifier(model)
     if method == "slda":
         _check_statistics(head, statistics, old_data)
@@ -346,7 +348,7 @@ def _slda(grown, head, found, old_names, new_names, statistics, old_data, common
 
 def _trained(method, old_data, found, names, k, old_trainer, trainer, grown, opts,
              per_class, common):
-    """LwF, EWC, replay or naive: Adam epochs of the grown head on cached features."""
+    """LwF, EWC or naive: Adam epochs of the grown head on cached features (or replay)."""
     x, y = found.x, found.y + k
     weights = np.ones(len(x), "float32")
     penalty = None
@@ -354,10 +356,9 @@ def _trained(method, old_data, found, names, k, old_trainer, trainer, grown, opt
         old = features("old_data", grown, old_data, **common)
         check_every_class("old_data", old.y, k, names[:k])
         if method == "replay":
-            rows = _replay_rows(old.y, per_class, opts["seed"])
-            x, y = np.concatenate([x, old.x[rows]]), np.concatenate([y, old.y[rows]])
-            counts = np.bincount(y, minlength=len(names)).astype("float32")
-            weights = (len(y) / (len(names) * counts[y])).astype("float32")
+            details = replay_head(get_head(grown), k, (found.x, found.y + k), (old.x, old.y),
+                                  per_class=per_class, seed=opts["seed"])
+            return ExtendResult(grown, "replay", names, k, [], replay=details)
         if method == "ewc":
             fisher = fisher_diagonal(old_trainer, old.x, old.y, seed=opts["seed"])
             penalty = [(v, tf.constant(keras.ops.convert_to_numpy(v) * m), tf.constant(f * m))
