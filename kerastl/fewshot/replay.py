@@ -23,15 +23,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from kerastl.training.linear_head import L2_GRID, PATIENCE
+from kerastl.training.linear_head import L2_GRID, PATIENCE, log_softmax
 
 MAX_FOLDS = 5
 MAX_ITERATIONS = 500
-
-
-def _log_softmax(z):
-    top = z.max(axis=1, keepdims=True)
-    return z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
 
 
 def _solve(h, y, w, fixed, l2, start):
@@ -47,7 +42,7 @@ def _solve(h, y, w, fixed, l2, start):
         kernel = theta[: d * m].reshape(d, m)
         z = np.concatenate([fixed, (h @ kernel.astype(h.dtype)).astype("float64")
                             + theta[d * m:]], axis=1)
-        logp = _log_softmax(z)
+        logp = log_softmax(z)
         grad_z = ((np.exp(logp) - onehot) * sw[:, None])[:, k:]
         value = -float(sw @ logp[np.arange(len(y)), y]) + 0.5 * l2 * float((kernel ** 2).sum())
         grad_kernel = (h.T @ grad_z.astype(h.dtype)).astype("float64") + l2 * kernel
@@ -66,7 +61,7 @@ def _corrected_loss(params, fixed, z_new, y, sw):
     """Mean weighted cross-entropy and its gradient in ``(scale, offset)``."""
     scale, offset = params
     k = fixed.shape[1]
-    logp = _log_softmax(np.concatenate([fixed, scale * z_new + offset], axis=1))
+    logp = log_softmax(np.concatenate([fixed, scale * z_new + offset], axis=1))
     grad_new = (np.exp(logp) - np.eye(logp.shape[1])[y])[:, k:] * sw[:, None]
     value = -float(sw @ logp[np.arange(len(y)), y])
     return value, np.array([float((grad_new * z_new).sum()), float(grad_new.sum())])

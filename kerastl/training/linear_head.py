@@ -72,7 +72,8 @@ def _smoothed(task: str, y: np.ndarray, label_smoothing: float) -> np.ndarray:
     return y * (1.0 - label_smoothing) + 0.5 * label_smoothing
 
 
-def _log_softmax(z):
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of ``(rows, classes)`` logits, stable for large logits."""
     z = z - z.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
@@ -80,7 +81,7 @@ def _log_softmax(z):
 def _losses(task, z, y) -> tuple[np.ndarray, np.ndarray]:
     """Per-example loss and its gradient with respect to the logits `z`."""
     if task == "multiclass":
-        logp = _log_softmax(z)
+        logp = log_softmax(z)
         return -(y * logp).sum(axis=1), np.exp(logp) * y.sum(axis=1, keepdims=True) - y
     if task == "regression":
         diff = z - y
@@ -364,4 +365,4 @@ def _argmin(scores: dict) -> float:
 
 
 __all__ = ["L2_GRID", "LinearFit", "class_index", "evaluate_linear", "fit_linear",
-           "solve_linear"]
+           "log_softmax", "solve_linear"]
