@@ -12,9 +12,10 @@ Methods (each a fresh model; one FeatureCache per dataset, so the frozen
 bottom blocks run once):
   head         recipe="feature_extraction" (closed-form head)
   top4         kerastl's default two_stage: head, then the top 4 blocks
+  top1, top2   the same with the top 1 / 2 blocks (which blocks a full update needs)
   full         two_stage with trainable_blocks="all" (images through the whole
                network: expensive on a CPU, off by default)
-  lora4/8/16   peft=PeftConfig("lora", rank=r, blocks=B): every 1x1 convolution of
+  lora2/4/8/16 peft=PeftConfig("lora", rank=r, blocks=B): every 1x1 convolution of
                the top B blocks (default B=4, --lora-blocks)
   bitfit       peft="bitfit" on the top B blocks (MobileNetV2's convolutions have no
                bias: the BatchNormalization offsets)
@@ -67,8 +68,8 @@ import numpy as np
 from _common import markdown_table, seed_keras_home
 from recipe_sweep import DATASETS, _assets, load_folder, split
 
-METHODS = ("head", "top4", "full", "lora4", "lora8", "lora16", "bitfit", "bn_affine",
-           "lora8_dw")
+METHODS = ("head", "top1", "top2", "top4", "full", "lora2", "lora4", "lora8", "lora16",
+           "bitfit", "bn_affine", "lora4_dw", "lora8_dw")
 DEFAULT_METHODS = ("head", "top4", "lora4", "lora8", "lora16", "bitfit", "bn_affine")
 
 
@@ -77,8 +78,8 @@ def _fit_kwargs(method: str, lora_blocks: int):
 
     if method == "head":
         return {"recipe": "feature_extraction"}
-    if method == "top4":
-        return {"recipe": "two_stage", "trainable_blocks": 4}
+    if method in ("top1", "top2", "top4"):
+        return {"recipe": "two_stage", "trainable_blocks": int(method[3:])}
     if method == "full":
         return {"recipe": "two_stage", "trainable_blocks": "all"}
     if method.startswith("lora"):
@@ -132,7 +133,7 @@ def _also_depthwise(original):
 
 
 def run_one(method, arrays, num_classes, size, cache, lora_blocks, folder, *,
-            validation=True, backbone_learning_rate=None):
+            validation=True, backbone_learning_rate=None, seed=0):
     import kerastl
     import kerastl.peft.training as peft_training
 
@@ -151,7 +152,7 @@ def run_one(method, arrays, num_classes, size, cache, lora_blocks, folder, *,
             kwargs.setdefault("recipe", "two_stage")  # auto without validation: head only
         report = kerastl.fit(model, (x[tr].astype("float32"), y[tr]),
                              (x[va].astype("float32"), y[va]) if validation else None,
-                             feature_cache=cache, seed=0, verbose=0, **kwargs)
+                             feature_cache=cache, seed=seed, verbose=0, **kwargs)
     finally:
         peft_training.set_trainable = original
     probs = model.predict(test_x.astype("float32"), batch_size=64, verbose=0)
@@ -168,7 +169,8 @@ def run_one(method, arrays, num_classes, size, cache, lora_blocks, folder, *,
     kept = report.stages[report.best_stage]
     return {"method": method + ("" if backbone_learning_rate is None or method == "head"
                                 else f"@{backbone_learning_rate:g}"),
-            "validation": "used" if validation else "none", "holdout_accuracy": holdout,
+            "seed": seed, "validation": "used" if validation else "none",
+            "holdout_accuracy": holdout,
             "backbone_learning_rate": backbone_learning_rate,
             "test_accuracy": float((probs.argmax(1) == test_y).mean()),
             "val_accuracy": report.best.get("val_accuracy"), "kept_stage": kept.name,
@@ -181,6 +183,29 @@ def run_one(method, arrays, num_classes, size, cache, lora_blocks, folder, *,
             "backbone_params": backbone_params, "backbone_fraction": backbone / backbone_params,
             "file_bytes": file_bytes, "seconds": seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _summary_table(records) -> str:
+    """Mean ± std over seeds per (dataset, method): test and held-out val accuracy."""
+    groups = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["method"], r.get("validation", "used")), []).append(r)
+    rows = [("dataset", "method", "validation", "seeds", "test acc", "held-out val",
+             "backbone %", "seconds")]
+    for (dataset, method, validation), group in groups.items():
+        test = np.array([r["test_accuracy"] for r in group])
+        held = [r["holdout_accuracy"] for r in group if r.get("holdout_accuracy") is not None]
+        rows.append((dataset, method, validation, str(len(group)), _mean_std(test),
+                     _mean_std(np.array(held)) if held else "",
+                     f"{100 * group[0]['backbone_fraction']:.2f}",
+                     f"{np.mean([r['seconds'] for r in group]):.0f}"))
+    return markdown_table(rows)
+
+
+def _mean_std(values) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
 
 
 def _table(records) -> str:
@@ -261,6 +286,14 @@ def _multitask_table(records) -> str:
     return markdown_table(rows)
 
 
+def _grid(methods, rates, seeds):
+    """(method, backbone rate, seed) rows; the head has no backbone rate (one row per seed)."""
+    for method in methods:
+        for rate in ([None] if method == "head" else rates):
+            for seed in seeds:
+                yield method, rate, seed
+
+
 def _write(record, path) -> None:
     print(json.dumps(record), flush=True)
     if path:
@@ -287,11 +320,18 @@ def main(argv=None) -> int:
                              "nothing judges the second stage and the row is that stage as "
                              "trained (its last epoch; the head's strength by k-fold on the "
                              "training images)")
-    parser.add_argument("--backbone-learning-rate", type=float, default=None,
-                        help="peak rate of the second stage's backbone variables (default: "
-                             "kerastl's, a tenth of the head's); the method is labelled @RATE")
+    parser.add_argument("--backbone-learning-rate", default=None,
+                        help="peak rate of the second stage's backbone variables, or several "
+                             "comma-separated (each a row per method and seed; default: "
+                             "kerastl's); such a method is labelled @RATE")
+    parser.add_argument("--seeds", default="0",
+                        help="comma-separated fit seeds (weights, shuffling, augmentation) of "
+                             "every single-task row; the 80:20 split stays seed 0")
     args = parser.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rates = ([None] if args.backbone_learning_rate is None
+             else [float(r) for r in args.backbone_learning_rate.split(",")])
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
@@ -312,14 +352,14 @@ def main(argv=None) -> int:
                 loaded[dataset] = {"x": x, "y": y, "tr": tr, "va": va, "test_x": test_x,
                                    "test_y": test_y, "names": names}
             cache = FeatureCache()
-            for method in methods:
+            for method, rate, seed in _grid(methods, rates, seeds):
                 record = {"dataset": dataset, "image_size": args.image_size,
                           "num_train": len(tr), "num_val": len(va), "num_test": len(test_y),
                           "lora_blocks": args.lora_blocks}
                 record.update(run_one(method, (x, y, tr, va, test_x, test_y), len(names),
                                       args.image_size, cache, args.lora_blocks, Path(tmp),
                                       validation=args.validation == "used",
-                                      backbone_learning_rate=args.backbone_learning_rate))
+                                      backbone_learning_rate=rate, seed=seed))
                 _write(record, args.results)
                 records.append(record)
         for blocks in (int(b) for b in args.mt_blocks.split(",") if args.multitask):
@@ -328,6 +368,7 @@ def main(argv=None) -> int:
             mt_records.append(record)
     if records:
         print(_table(records))
+        print(_summary_table(records))
     if mt_records:
         print(_multitask_table(mt_records))
     return 0
