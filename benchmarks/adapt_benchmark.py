@@ -59,6 +59,8 @@ DATASETS = {
 METHODS = ("coral", "coral_coloured", "adabn", "tent", "deep_coral", "mmd", "dann")
 # Rows that call a method function with an option instead of kerastl.adapt.fit.
 METHOD_CALLS = {"coral_coloured": ("coral", {"head_data": "coloured"}),
+                "coral_w0.5": ("coral", {"coloured_weight": 0.5}),
+                "coral_w0.25": ("coral", {"coloured_weight": 0.25}),
                 "dann_confusion": ("dann", {"adversary": "confusion"})}
 
 

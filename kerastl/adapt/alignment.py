@@ -79,7 +79,8 @@ HEAD_DATA = ("both", "coloured")
 
 
 def coral(model, source, target, *, source_validation=None, regularization: float = 1.0,
-          head_data: str = "both", feature_cache=None, seed=None) -> dict:
+          head_data: str = "both", coloured_weight: float = 1.0, feature_cache=None,
+          seed=None) -> dict:
     """CORAL in closed form: the linear head fitted on source features coloured like the target.
 
     Sun et al. fit the classifier on the coloured source features alone
@@ -89,7 +90,10 @@ def coral(model, source, target, *, source_validation=None, regularization: floa
     ``head_data="both"`` (the default) every source image counts twice, as it
     is and coloured like the target, so one head serves both domains; the
     cross-validation that chooses its strength keeps both copies of an image
-    in one fold and scores the uncoloured ones.
+    in one fold and scores the uncoloured ones. `coloured_weight` weighs the
+    coloured copies in that fit: towards 0 the head becomes the source-only
+    closed-form head, so it trades target accuracy for source accuracy
+    (``method="auto"`` steps it down when full CORAL costs source accuracy).
 
     Args:
         model: A kerastl classifier with a head without hidden layers (the
@@ -102,16 +106,25 @@ def coral(model, source, target, *, source_validation=None, regularization: floa
         head_data: What the head is fitted on: ``"both"`` (the source features
             and their coloured copies) or ``"coloured"`` (the coloured ones only,
             as in Sun et al. 2016).
+        coloured_weight: Weight of each coloured copy against its source image in the
+            head's loss (``head_data="both"`` only), > 0.
         feature_cache: A `kerastl.training.FeatureCache` to share.
         seed: Seed of the cross-validation folds.
 
     Returns:
-        ``{"l2": ..., "selection": ..., "head_data": ...}``.
+        ``{"l2": ..., "selection": ..., "head_data": ..., "coloured_weight": ...}``.
 
     Example:
         >>> kerastl.adapt.coral(model, data.train, "phone_photos/", head_data="both")
+        >>> kerastl.adapt.coral(model, data.train, "phone_photos/", coloured_weight=0.5)
     """
     check_one_of("head_data", head_data, HEAD_DATA)
+    coloured_weight = check_float("coloured_weight", coloured_weight, minimum=0.0,
+                                  min_inclusive=False)
+    if head_data == "coloured" and coloured_weight != 1.0:
+        raise ValueError("`coloured_weight` weighs the coloured copies against the source "
+                         "features, which head_data='coloured' leaves out. Received: "
+                         f"coloured_weight={coloured_weight!r} with head_data='coloured'")
     task = feats.check_classifier(model)
     head = get_head(model)
     if head.hidden_units:
@@ -128,13 +141,16 @@ def coral(model, source, target, *, source_validation=None, regularization: floa
     vx, vy = (None, None) if validation is None else feats.cached(cache, model, validation)
     if head_data == "both":  # pass 0: the features as they are, pass 1: coloured
         x, y, passes = np.concatenate([xs, transform(xs)]), np.concatenate([ys, ys]), 2
+        weight = np.concatenate([np.ones(len(xs)), np.full(len(xs), coloured_weight)])
     else:
-        x, y, passes = transform(xs), ys, 1
+        x, y, passes, weight = transform(xs), ys, 1, None
         vx = None if vx is None else transform(vx)
     fit = linear_head.fit_linear(task, head.num_outputs, x, y, validation_features=vx,
-                                 validation_labels=vy, passes=passes, seed=seed)
+                                 validation_labels=vy, sample_weight=weight, passes=passes,
+                                 seed=seed)
     head.output_layer.set_weights([fit.kernel, fit.bias])
-    return {"l2": fit.l2, "selection": fit.selection, "head_data": head_data}
+    return {"l2": fit.l2, "selection": fit.selection, "head_data": head_data,
+            "coloured_weight": coloured_weight}
 
 
 def _deep(alignment, model, source, target, *, trainable_blocks, epochs, learning_rate,

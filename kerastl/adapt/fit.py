@@ -19,7 +19,7 @@ from kerastl.adapt import alignment, batchnorm, daume
 from kerastl.adapt import features as feats
 from kerastl.adapt.data import as_source, as_source_pair, as_target
 from kerastl.adapt.diagnosis import shift_report
-from kerastl.adapt.methods import AUTO_ORDER, DEEP, LABELLED_TARGET, METHODS
+from kerastl.adapt.methods import AUTO_ORDER, CORAL_WEIGHTS, DEEP, LABELLED_TARGET, METHODS
 from kerastl.adapt.report import AdaptReport, Candidate
 
 SOURCE_TOLERANCE = 0.01
@@ -38,7 +38,7 @@ def _run_method(method, model, train, val, target, labelled, cache, opts) -> dic
                               feature_cache=cache, seed=seed)
     if method == "coral":
         return alignment.coral(model, train, target, source_validation=val, feature_cache=cache,
-                               seed=seed)
+                               coloured_weight=opts.get("coloured_weight", 1.0), seed=seed)
     if method in DEEP:
         fn = {"deep_coral": alignment.deep_coral, "mmd": alignment.mmd,
               "dann": alignment.dann}[method]
@@ -86,8 +86,9 @@ def fit(model, source_train, target, *, method="auto", source_validation=None,
     shift means no adaptation (the report says so); otherwise the methods of
     `AUTO_ORDER` are tried in turn and the first whose source validation
     accuracy is at most 1 point below the source-only model's is kept (none:
-    the source-only model is returned). The methods and their order are
-    `auto_methods`.
+    the source-only model is returned); ``"coral"`` is tried at each
+    coloured-copy weight of `CORAL_WEIGHTS` (1, 0.5, 0.25), strongest first.
+    The methods and their order are `auto_methods`.
 
     Args:
         model: A model from `kerastl.build` (a classifier).
@@ -188,16 +189,25 @@ def _check_auto(auto_methods) -> tuple:
     return tuple(auto_methods)
 
 
+def _auto_candidates(order):
+    """(method, options) in the order "auto" tries them: CORAL at each of `CORAL_WEIGHTS`."""
+    for method in order:
+        if method == "coral":
+            yield from ((method, {"coloured_weight": w}) for w in CORAL_WEIGHTS)
+        else:
+            yield method, {}
+
+
 def _auto(report, model, train, val, target, cache, opts, base, order) -> None:
     if not report.shift.shift:
         report.adaptation_needed = False
         report.message = f"source_only: {report.shift.verdict}"
         return
     weights = model.get_weights()
-    for method in order:
+    for method, options in _auto_candidates(order):
         if method == "adabn" and not batchnorm.batch_norm_layers([model]):
             continue
-        candidate = _try(method, model, train, val, target, None, cache, opts)
+        candidate = _try(method, model, train, val, target, None, cache, {**opts, **options})
         report.candidates.append(candidate)
         acc = candidate.source_validation_accuracy
         if base is None or acc >= base - SOURCE_TOLERANCE - 1e-9:
@@ -205,7 +215,9 @@ def _auto(report, model, train, val, target, cache, opts, base, order) -> None:
             candidate.reason = ("no source validation data to check it on" if base is None else
                                 f"source validation {acc:.4f} >= source-only {base:.4f} - 0.01")
             report.method = method
-            report.message = f"{method}: the first of {order} within 1 point on source"
+            setting = "".join(f", {k}={v:g}" for k, v in options.items())
+            report.message = (f"{method}{setting}: the first of {order} within 1 point on "
+                              "source")
             return
         candidate.reason = f"source validation {acc:.4f} < source-only {base:.4f} - 0.01"
         model.set_weights(weights)

@@ -30,6 +30,7 @@ def test_auto_adapts_and_keeps_the_source_within_one_point(shifted):
     assert report.shift.shift and report.adaptation_needed
     base = report.source_only_validation_accuracy
     assert [c.method for c in report.candidates][:1] == ["coral"]
+    assert report.candidates[0].details["coloured_weight"] == 1.0
     kept = [c for c in report.candidates if c.kept]
     assert len(kept) <= 1
     for c in report.candidates:
@@ -39,6 +40,17 @@ def test_auto_adapts_and_keeps_the_source_within_one_point(shifted):
     assert final >= base - 0.01  # never worse than source-only by more than 1 point
     assert report.source_validation_accuracy == pytest.approx(final)
     assert set(report.to_dict()) >= {"method", "shift", "candidates", "message"}
+
+
+def test_auto_tries_coral_at_each_weight_before_the_next_method():
+    import importlib
+
+    from kerastl.adapt.methods import CORAL_WEIGHTS
+
+    fit_module = importlib.import_module("kerastl.adapt.fit")
+    order = list(fit_module._auto_candidates(("coral", "adabn")))
+    assert order == [("coral", {"coloured_weight": w}) for w in CORAL_WEIGHTS] + [("adabn", {})]
+    assert CORAL_WEIGHTS[0] == 1.0 and list(CORAL_WEIGHTS) == sorted(CORAL_WEIGHTS, reverse=True)
 
 
 def test_explicit_method_adapts_and_the_model_saves_and_exports(shifted, tmp_path):
