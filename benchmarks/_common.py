@@ -10,6 +10,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 
 def seed_keras_home(assets: Path) -> None:
     """Points ``KERAS_HOME`` at a temporary folder seeded from the assets, when it is unset.
@@ -91,6 +93,14 @@ def markdown_table(rows) -> str:
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def mean_std(values, digits: int = 3) -> str:
+    """``"mean ± std"`` (sample std, ddof=1) of a cell; the value alone for one run."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
 def append_record(path, record: dict) -> None:

@@ -65,7 +65,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import markdown_table, seed_keras_home
+from _common import markdown_table, mean_std, seed_keras_home
 from recipe_sweep import DATASETS, _assets, load_folder, split
 
 METHODS = ("head", "top1", "top2", "top4", "full", "lora2", "lora4", "lora8", "lora16",
@@ -193,19 +193,13 @@ def _summary_table(records) -> str:
     rows = [("dataset", "method", "validation", "seeds", "test acc", "held-out val",
              "backbone %", "seconds")]
     for (dataset, method, validation), group in groups.items():
-        test = np.array([r["test_accuracy"] for r in group])
         held = [r["holdout_accuracy"] for r in group if r.get("holdout_accuracy") is not None]
-        rows.append((dataset, method, validation, str(len(group)), _mean_std(test),
-                     _mean_std(np.array(held)) if held else "",
+        rows.append((dataset, method, validation, str(len(group)),
+                     mean_std([r["test_accuracy"] for r in group]),
+                     mean_std(held) if held else "",
                      f"{100 * group[0]['backbone_fraction']:.2f}",
                      f"{np.mean([r['seconds'] for r in group]):.0f}"))
     return markdown_table(rows)
-
-
-def _mean_std(values) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
 
 
 def _table(records) -> str:
